@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Create .venv and install Cordillera with its test tools. Idempotent and quick when up to date.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+# shellcheck disable=SC1091
+. .venv/bin/activate
+stamp=.venv/.cordillera-installed
+if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then
+  exit 0
+fi
+# PyTorch first: take the machine's local CPU build when it has one, else the CPU-only wheel
+# index, else whatever the default index serves. Installing it before the project keeps pip
+# from resolving `torch` to a multi-GB CUDA build on machines without a GPU.
+if ! python -c "import torch" >/dev/null 2>&1; then
+  python -m pip install -q "torch==2.13.0" \
+    || python -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu \
+    || python -m pip install -q torch
+fi
+python -m pip install -q -e ".[dev]"
+touch "$stamp"

@@ -1,0 +1,1 @@
+"""The ``cordillera`` command-line tool."""

@@ -1,0 +1,21 @@
+"""Entry point of the ``cordillera`` command."""
+
+from __future__ import annotations
+
+import typer
+
+from cordillera.cli.demo import demo
+from cordillera.cli.scenes import scenes_app
+
+app = typer.Typer(
+    name="cordillera",
+    help="Reasoning driving policies trained and evaluated in closed loop.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(scenes_app, name="scenes")
+app.command()(demo)
+
+
+if __name__ == "__main__":
+    app()

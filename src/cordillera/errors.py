@@ -1,0 +1,56 @@
+"""Typed errors shared by every Cordillera package.
+
+Every error that reaches a user names *where* the problem is (file, field) and *what* the bad
+value was, so a malformed log never surfaces as a deep traceback or as silent garbage.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CordilleraError(Exception):
+    """Base class of every error Cordillera raises on purpose."""
+
+
+class SceneFormatError(CordilleraError):
+    """A scene (a source log, a stored scene or an in-memory one) is malformed.
+
+    Attributes:
+        path: the file the scene came from, or ``None`` for an in-memory scene.
+        field: dotted name of the offending field (``tracks.xyz_m``, ``map_features.lane_12``).
+        reason: what is wrong, with the bad value where one exists.
+    """
+
+    def __init__(self, reason: str, *, field: str = "", path: str | Path | None = None) -> None:
+        self.path = None if path is None else str(path)
+        self.field = field
+        self.reason = reason
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        where = []
+        if self.path:
+            where.append(f"file {self.path}")
+        if self.field:
+            where.append(f"field {self.field}")
+        prefix = ", ".join(where)
+        return f"{prefix}: {self.reason}" if prefix else self.reason
+
+    def at(self, path: str | Path) -> SceneFormatError:
+        """The same error, attributed to ``path`` (keeps a path already set)."""
+        if self.path is not None:
+            return self
+        return type(self)(self.reason, field=self.field, path=path)
+
+
+class UnsafePickleError(SceneFormatError):
+    """A pickle asked to construct something other than plain containers and numpy arrays."""
+
+
+class UnknownFormatError(SceneFormatError):
+    """A path holds no scene format Cordillera can read."""
+
+
+class ConfigError(CordilleraError, ValueError):
+    """A configuration value is out of its documented range."""
