@@ -89,8 +89,9 @@ def generate(
 @reports_errors
 def info(
     path: Annotated[Path, typer.Argument(help="A scene, a source, or a folder of them.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object per scene).")]
-    = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (one object per scene).")
+    ] = False,
 ) -> None:
     """Print what each scene holds."""
     rows = [scene_summary(read_scene(p, f)) for p, f in find_sources(path)]
@@ -98,8 +99,16 @@ def info(
         print(json.dumps(rows[0] if len(rows) == 1 and path.is_file() else rows, indent=2))
         return
     table = Table(title=f"{len(rows)} scene(s)")
-    cols = ["scene_id", "source", "num_objects", "num_steps", "dt_s", "ego_id", "num_lanes",
-            "num_signals"]
+    cols = [
+        "scene_id",
+        "source",
+        "num_objects",
+        "num_steps",
+        "dt_s",
+        "ego_id",
+        "num_lanes",
+        "num_signals",
+    ]
     for c in cols:
         table.add_column(c)
     for r in rows:
@@ -112,8 +121,9 @@ def info(
 def show(
     path: Annotated[Path, typer.Argument(help="A scene or source file.")],
     out: Annotated[Path, typer.Option("--out", help="Output PNG.")],
-    step: Annotated[int | None, typer.Option(help="Step to draw boxes at (default: middle).")]
-    = None,
+    step: Annotated[
+        int | None, typer.Option(help="Step to draw boxes at (default: middle).")
+    ] = None,
 ) -> None:
     """Draw a bird's-eye view: lanes, lines, crosswalks, tracks by type, ego highlighted."""
     from cordillera.viz.bev import draw_scene

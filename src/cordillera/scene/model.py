@@ -42,10 +42,8 @@ def check_array(
     """
     if not isinstance(value, np.ndarray):
         raise SceneFormatError(f"expected a numpy array, got {type(value).__name__}", field=field)
-    if np.dtype(dtype).kind == "U":
-        ok = value.dtype.kind == "U"
-    else:
-        ok = value.dtype == np.dtype(dtype)
+    want_str = np.dtype(dtype).kind == "U"
+    ok = value.dtype.kind == "U" if want_str else value.dtype == np.dtype(dtype)
     if not ok:
         raise SceneFormatError(f"dtype {value.dtype}, expected {np.dtype(dtype)}", field=field)
     if value.ndim != len(shape) or any(
@@ -68,9 +66,7 @@ def _check_enum(value: npt.NDArray[np.int8], field: str, enum: type[Any]) -> Non
     allowed = np.array([int(e) for e in enum], np.int8)
     bad = ~np.isin(value, allowed)
     if np.any(bad):
-        raise SceneFormatError(
-            f"value {value[bad].flat[0]} is not a {enum.__name__}", field=field
-        )
+        raise SceneFormatError(f"value {value[bad].flat[0]} is not a {enum.__name__}", field=field)
 
 
 @dataclass(frozen=True, eq=False)
@@ -211,8 +207,14 @@ class RoadMap:
         return self.lane_successors[:, ::-1].copy()
 
     def validate(self) -> None:
-        for name in ("lanes", "road_lines", "road_edges", "drivable_areas", "crosswalks",
-                     "stop_lines"):
+        for name in (
+            "lanes",
+            "road_lines",
+            "road_edges",
+            "drivable_areas",
+            "crosswalks",
+            "stop_lines",
+        ):
             poly = getattr(self, name)
             if not isinstance(poly, Polylines):
                 raise SceneFormatError(
@@ -236,7 +238,9 @@ class RoadMap:
         for name in ("lane_successors", "lane_left", "lane_right"):
             _check_index(getattr(self, name), f"map.{name}", n_l)
         if np.any(self.lane_successors < 0):
-            raise SceneFormatError("successor edges may not contain -1", field="map.lane_successors")
+            raise SceneFormatError(
+                "successor edges may not contain -1", field="map.lane_successors"
+            )
         check_array(self.road_line_type, "map.road_line_type", np.int8, (len(self.road_lines),))
         _check_enum(self.road_line_type, "map.road_line_type", RoadLineType)
         check_array(self.stop_line_lane, "map.stop_line_lane", np.int32, (len(self.stop_lines),))
@@ -361,12 +365,17 @@ class Scene:
 
     def validate(self) -> None:
         if not isinstance(self.scene_id, str) or not self.scene_id:
-            raise SceneFormatError(f"scene id {self.scene_id!r} is not a non-empty string",
-                                   field="scene_id")
+            raise SceneFormatError(
+                f"scene id {self.scene_id!r} is not a non-empty string", field="scene_id"
+            )
         if not isinstance(self.dt_s, float) or not (0.0 < self.dt_s <= 10.0):
             raise SceneFormatError(f"time step {self.dt_s!r} s is not in (0, 10]", field="dt_s")
-        for name, cls in (("tracks", Tracks), ("map", RoadMap), ("signals", TrafficSignals),
-                          ("route", Route)):
+        for name, cls in (
+            ("tracks", Tracks),
+            ("map", RoadMap),
+            ("signals", TrafficSignals),
+            ("route", Route),
+        ):
             if not isinstance(getattr(self, name), cls):
                 raise SceneFormatError(
                     f"expected {cls.__name__}, got {type(getattr(self, name)).__name__}",

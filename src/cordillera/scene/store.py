@@ -19,7 +19,7 @@ from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 from cordillera.errors import SceneFormatError
-from cordillera.scene.model import Route, RoadMap, Scene, TrafficSignals, Tracks
+from cordillera.scene.model import RoadMap, Route, Scene, Tracks, TrafficSignals
 from cordillera.scene.polylines import Polylines
 
 SUFFIX = ".scene.safetensors"
@@ -28,8 +28,9 @@ FORMAT_VERSION = 1
 _NESTED = {"tracks": Tracks, "map": RoadMap, "signals": TrafficSignals, "route": Route}
 
 
-def _flatten(obj: Any, prefix: str, tensors: dict[str, np.ndarray], strings: dict[str, list[str]]
-             ) -> None:
+def _flatten(
+    obj: Any, prefix: str, tensors: dict[str, np.ndarray], strings: dict[str, list[str]]
+) -> None:
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         key = f"{prefix}{f.name}"
@@ -43,15 +44,17 @@ def _flatten(obj: Any, prefix: str, tensors: dict[str, np.ndarray], strings: dic
             raise TypeError(f"cannot store field {key} of type {type(value).__name__}")
 
 
-def _unflatten(cls: type, prefix: str, tensors: dict[str, np.ndarray],
-               strings: dict[str, list[str]]) -> Any:
+def _unflatten(
+    cls: type, prefix: str, tensors: dict[str, np.ndarray], strings: dict[str, list[str]]
+) -> Any:
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         key = f"{prefix}{f.name}"
         if hints[f.name] is Polylines:
-            kwargs[f.name] = Polylines(_take(tensors, key + ".points_m"),
-                                       _take(tensors, key + ".offsets"))
+            kwargs[f.name] = Polylines(
+                _take(tensors, key + ".points_m"), _take(tensors, key + ".offsets")
+            )
         elif key in strings:
             ids = strings[key]
             if not isinstance(ids, list) or not all(isinstance(s, str) for s in ids):
@@ -100,13 +103,15 @@ def scene_from_bytes(data: bytes, path: str | Path | None = None) -> Scene:
         if not isinstance(header, dict) or header.get("format") != FORMAT:
             raise SceneFormatError("no cordillera scene header", field="__metadata__")
         if header.get("version") != FORMAT_VERSION:
-            raise SceneFormatError(f"unsupported version {header.get('version')!r}",
-                                   field="__metadata__.version")
+            raise SceneFormatError(
+                f"unsupported version {header.get('version')!r}", field="__metadata__.version"
+            )
         strings = header.get("strings")
         if not isinstance(strings, dict):
             raise SceneFormatError("missing string table", field="__metadata__.strings")
-        parts = {name: _unflatten(cls, name + ".", tensors, strings)
-                 for name, cls in _NESTED.items()}
+        parts = {
+            name: _unflatten(cls, name + ".", tensors, strings) for name, cls in _NESTED.items()
+        }
         extra = header.get("extra", {})
         if not isinstance(extra, dict):
             raise SceneFormatError("extra is not an object", field="__metadata__.extra")

@@ -1,0 +1,330 @@
+"""Static scene data as padded torch tensors: logs, map samples, signals, route, grids.
+
+A :class:`SceneBatch` holds U *unique* scenes; a simulation batch of B rollouts points into it
+with ``scene_of`` ``(B,)``, so 256 rollouts of 10 scenes store each log and grid once.
+
+Frame: every scene gets a *local* frame, the world frame shifted so that the ego's first valid
+position is the origin (no rotation). float32 is then precise to well under a millimetre over
+the few kilometres a scene spans, while world coordinates (AV2 city frames) would not be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from PIL import Image, ImageDraw
+
+from cordillera.errors import ConfigError
+from cordillera.scene.model import Scene
+from cordillera.scene.polylines import Polylines
+from cordillera.scene.types import SignalState
+from cordillera.sim.grids import GridFrame, make_grid_frame, rasterize_polygons, scene_extent_xy
+
+LANE_SAMPLE_SPACING_M = 1.0
+ROUTE_SAMPLE_SPACING_M = 1.0
+FALLBACK_LANE_WIDTH_M = 3.6
+PATH_EXTENSION_M = 300.0
+
+
+def resample_polyline(
+    xy: npt.NDArray[np.float64], spacing_m: float
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Points every ``spacing_m`` along a ``(n, 2)`` polyline, and their arc lengths ``s``."""
+    if len(xy) == 1:
+        return xy.copy(), np.zeros(1)
+    seg = np.linalg.norm(np.diff(xy, axis=0), axis=1)
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    if s[-1] <= 0:
+        return xy[:1].copy(), np.zeros(1)
+    s_new = np.linspace(0.0, s[-1], max(2, int(np.ceil(s[-1] / spacing_m)) + 1))
+    keep = np.concatenate([[True], seg > 1e-9])
+    s_k, xy_k = s[keep], xy[keep]
+    out = np.stack([np.interp(s_new, s_k, xy_k[:, 0]), np.interp(s_new, s_k, xy_k[:, 1])], 1)
+    return out, s_new
+
+
+def polyline_headings(xy: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``(n,)`` tangent heading at each point of a ``(n, 2)`` polyline (forward differences)."""
+    if len(xy) < 2:
+        return np.zeros(len(xy))
+    d = np.diff(xy, axis=0)
+    h = np.arctan2(d[:, 1], d[:, 0])
+    return np.concatenate([h, h[-1:]])
+
+
+@dataclass(frozen=True, eq=False)
+class SceneBatch:
+    """U scenes as padded tensors on one device. All positions in each scene's local frame.
+
+    Logs (N objects, T steps, padded):
+        log_xy_m ``(U, N, T, 2)``, log_heading_rad ``(U, N, T)``, log_speed_mps ``(U, N, T)``
+        (signed, along heading), log_valid ``(U, N, T)``; size_lw_m ``(U, N, 2)`` and
+        height_m ``(U, N)`` (median over valid steps); object_type ``(U, N)`` int64;
+        object_mask ``(U, N)`` (real object, not padding); ego_index ``(U,)``; num_steps ``(U,)``.
+    Log paths for path-following traffic:
+        path_xy_m ``(U, N, T + 1, 2)`` positions with gaps filled and a straight extension;
+        path_s_m ``(U, N, T + 1)`` non-decreasing arc length along it; path_heading_rad
+        ``(U, N, T + 1)`` the logged heading there; log_s_m ``(U, N, T)``
+        arc length of each logged step.
+    Map samples:
+        lane_xy_m ``(U, Lp, 2)`` centerline points every ~1 m, lane_heading_rad ``(U, Lp)``,
+        lane_of_point ``(U, Lp)``, lane_point_valid ``(U, Lp)``.
+    Route:
+        route_xy_m ``(U, R, 2)``, route_s_m ``(U, R)``, route_valid ``(U, R)``,
+        route_length_m ``(U,)``.
+    Signals / stop signs:
+        signal_xy_m ``(U, S, 2)`` stop points, signal_heading_rad ``(U, S)`` direction of the
+        controlled lane there, signal_state ``(U, S, T)`` int64 :class:`SignalState`,
+        signal_valid ``(U, S)``; stop_sign_xy_m ``(U, M, 2)``, stop_sign_heading_rad ``(U, M)``,
+        stop_sign_valid ``(U, M)``.
+    Grids (G = max cells, all scenes share resolution):
+        drivable ``(U, H, W)`` bool, crosswalk ``(U, H, W)`` bool, grid_origin_xy_m ``(U, 2)``,
+        grid_resolution_m.
+    Provenance: origin_world_xy_m ``(U, 2)`` float64 (local = world - origin), scene_ids.
+    """
+
+    scene_ids: tuple[str, ...]
+    dt_s: float
+    origin_world_xy_m: torch.Tensor
+    ego_index: torch.Tensor
+    num_steps: torch.Tensor
+    log_xy_m: torch.Tensor
+    log_heading_rad: torch.Tensor
+    log_speed_mps: torch.Tensor
+    log_valid: torch.Tensor
+    log_s_m: torch.Tensor
+    path_xy_m: torch.Tensor
+    path_s_m: torch.Tensor
+    path_heading_rad: torch.Tensor
+    size_lw_m: torch.Tensor
+    height_m: torch.Tensor
+    object_type: torch.Tensor
+    object_mask: torch.Tensor
+    lane_xy_m: torch.Tensor
+    lane_heading_rad: torch.Tensor
+    lane_of_point: torch.Tensor
+    lane_point_valid: torch.Tensor
+    route_xy_m: torch.Tensor
+    route_s_m: torch.Tensor
+    route_valid: torch.Tensor
+    route_length_m: torch.Tensor
+    signal_xy_m: torch.Tensor
+    signal_heading_rad: torch.Tensor
+    signal_state: torch.Tensor
+    signal_valid: torch.Tensor
+    stop_sign_xy_m: torch.Tensor
+    stop_sign_heading_rad: torch.Tensor
+    stop_sign_valid: torch.Tensor
+    drivable: torch.Tensor
+    crosswalk: torch.Tensor
+    grid_origin_xy_m: torch.Tensor
+    grid_resolution_m: float
+
+    @property
+    def num_scenes(self) -> int:
+        return len(self.scene_ids)
+
+    @property
+    def max_objects(self) -> int:
+        return int(self.log_xy_m.shape[1])
+
+    @property
+    def max_steps(self) -> int:
+        return int(self.log_xy_m.shape[2])
+
+    @property
+    def device(self) -> torch.device:
+        return self.log_xy_m.device
+
+    @staticmethod
+    def from_scenes(scenes: Sequence[Scene], device: str | torch.device = "cpu") -> SceneBatch:
+        """Tensorise ``scenes`` (all must share ``dt_s``)."""
+        if not scenes:
+            raise ConfigError("a scene batch needs at least one scene")
+        dts = {round(s.dt_s, 9) for s in scenes}
+        if len(dts) != 1:
+            raise ConfigError(f"scenes in one batch must share dt_s, got {sorted(dts)}")
+        parts = [_scene_arrays(s) for s in scenes]
+        out: dict[str, torch.Tensor] = {}
+        for key in parts[0]:
+            arrays = [p[key] for p in parts]
+            out[key] = torch.from_numpy(_pad_stack(arrays, key)).to(device)
+        return SceneBatch(
+            scene_ids=tuple(s.scene_id for s in scenes),
+            dt_s=float(scenes[0].dt_s),
+            grid_resolution_m=float(parts[0]["_res"][0]),
+            **{k: v for k, v in out.items() if not k.startswith("_")},
+        )
+
+
+_PAD_VALUES = {"object_type": 3, "signal_state": int(SignalState.UNKNOWN)}
+
+
+def _pad_stack(arrays: list[npt.NDArray[np.generic]], key: str) -> npt.NDArray[np.generic]:
+    shape = tuple(max(a.shape[d] for a in arrays) for d in range(arrays[0].ndim))
+    out = np.full((len(arrays), *shape), _PAD_VALUES.get(key, 0), dtype=arrays[0].dtype)
+    for i, a in enumerate(arrays):
+        out[(i, *tuple(slice(0, n) for n in a.shape))] = a
+    if key in (
+        "path_xy_m",
+        "path_s_m",
+        "path_heading_rad",
+    ):  # keep padded steps on the last path point
+        for i, a in enumerate(arrays):
+            t = a.shape[1]
+            out[i, :, t:] = a[:, -1:] if a.shape[0] else 0
+    return out
+
+
+def _scene_arrays(scene: Scene) -> dict[str, npt.NDArray[np.generic]]:
+    tr = scene.tracks
+    ego = scene.ego_index
+    first = int(np.argmax(tr.valid[ego]))
+    origin = tr.xyz_m[ego, first, :2].astype(np.float64)
+    valid = tr.valid
+    xy = np.where(valid[..., None], tr.xyz_m[..., :2] - origin, 0.0)
+    heading = np.where(valid, tr.heading_rad, 0.0)
+    vel = tr.velocity_mps
+    speed = np.where(valid, vel[..., 0] * np.cos(heading) + vel[..., 1] * np.sin(heading), 0.0)
+    path_xy, path_heading, path_s, log_s = _log_paths(xy, heading, valid)
+    sizes = np.where(valid[..., None], tr.size_lwh_m, np.nan)
+    with np.errstate(all="ignore"):
+        med = np.nan_to_num(np.nanmedian(sizes, axis=1), nan=1.0)
+    med = np.maximum(med, 0.1)
+    lane_xy, lane_h, lane_of = _lane_samples(scene.map.lanes, origin)
+    route_src = (
+        scene.route.path_xyz_m[:, :2] - origin
+        if len(scene.route.path_xyz_m)
+        else xy[ego, valid[ego]]
+    )
+    if len(route_src) >= 2:
+        route_xy, route_s = resample_polyline(route_src, ROUTE_SAMPLE_SPACING_M)
+    else:
+        route_xy, route_s = route_src[:1].reshape(-1, 2), np.zeros(len(route_src[:1]))
+    sig = scene.signals
+    sig_xy = sig.stop_point_xyz_m[:, :2] - origin
+    sig_h = _lane_heading_at(scene, sig.lane, sig_xy, origin)
+    m = scene.map
+    ss_xy = m.stop_sign_xyz_m[:, :2] - origin
+    ss_h = _lane_heading_at(scene, m.stop_sign_lane, ss_xy, origin)
+    lo, hi = scene_extent_xy(scene, origin)
+    frame = make_grid_frame(lo, hi)
+    if len(m.drivable_areas):
+        drivable = rasterize_polygons(m.drivable_areas, origin, frame)
+    else:
+        drivable = _rasterize_lanes(m.lanes, origin, frame)
+    crosswalk = rasterize_polygons(m.crosswalks, origin, frame)
+    return {
+        "origin_world_xy_m": origin,
+        "ego_index": np.array(ego, np.int64),
+        "num_steps": np.array(scene.num_steps, np.int64),
+        "log_xy_m": xy.astype(np.float32),
+        "log_heading_rad": heading.astype(np.float32),
+        "log_speed_mps": speed.astype(np.float32),
+        "log_valid": valid.copy(),
+        "log_s_m": log_s.astype(np.float32),
+        "path_xy_m": path_xy.astype(np.float32),
+        "path_s_m": path_s.astype(np.float32),
+        "path_heading_rad": path_heading.astype(np.float32),
+        "size_lw_m": med[:, :2].astype(np.float32),
+        "height_m": med[:, 2].astype(np.float32),
+        "object_type": tr.object_type.astype(np.int64),
+        "object_mask": np.ones(tr.num_objects, bool),
+        "lane_xy_m": lane_xy.astype(np.float32),
+        "lane_heading_rad": lane_h.astype(np.float32),
+        "lane_of_point": lane_of.astype(np.int64),
+        "lane_point_valid": np.ones(len(lane_xy), bool),
+        "route_xy_m": route_xy.astype(np.float32),
+        "route_s_m": route_s.astype(np.float32),
+        "route_valid": np.ones(len(route_xy), bool),
+        "route_length_m": np.array(route_s[-1] if len(route_s) else 0.0, np.float32),
+        "signal_xy_m": sig_xy.astype(np.float32),
+        "signal_heading_rad": sig_h.astype(np.float32),
+        "signal_state": sig.state.astype(np.int64),
+        "signal_valid": np.ones(len(sig_xy), bool),
+        "stop_sign_xy_m": ss_xy.astype(np.float32),
+        "stop_sign_heading_rad": ss_h.astype(np.float32),
+        "stop_sign_valid": np.ones(len(ss_xy), bool),
+        "drivable": drivable,
+        "crosswalk": crosswalk,
+        "grid_origin_xy_m": frame.origin_xy_m.astype(np.float32),
+        "_res": np.array([frame.resolution_m]),
+    }
+
+
+def _log_paths(
+    xy: npt.NDArray[np.float64], heading: npt.NDArray[np.float64], valid: npt.NDArray[np.bool_]
+) -> tuple[npt.NDArray[np.float64], ...]:
+    """Gap-filled log paths ``(N, T + 1, 2)``, headings, arc length, and each step's arc length.
+
+    Invalid steps take the nearest valid position (forward, then backward fill), so the path
+    is defined everywhere; one extra point extends it straight ahead from the last valid pose.
+    """
+    n, t = valid.shape
+    idx = np.where(valid, np.arange(t)[None], -1)
+    fwd = np.maximum.accumulate(idx, axis=1)
+    first = np.argmax(valid, axis=1)
+    fwd = np.where(fwd < 0, first[:, None], fwd)
+    filled = np.take_along_axis(xy, fwd[..., None].repeat(2, -1), axis=1)
+    filled_h = np.take_along_axis(heading, fwd, axis=1)
+    last = t - 1 - np.argmax(valid[:, ::-1], axis=1)
+    last_h = heading[np.arange(n), last]
+    ext = filled[:, -1] + PATH_EXTENSION_M * np.stack([np.cos(last_h), np.sin(last_h)], -1)
+    path = np.concatenate([filled, ext[:, None]], axis=1)
+    seg = np.linalg.norm(np.diff(path, axis=1), axis=-1)
+    s = np.concatenate([np.zeros((n, 1)), np.cumsum(seg, axis=1)], axis=1)
+    path_h = np.concatenate([filled_h, last_h[:, None]], axis=1)
+    return path, path_h, s, s[:, :t]
+
+
+def _lane_samples(
+    lanes: Polylines, origin: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], ...]:
+    xs, hs, owners = [np.zeros((0, 2))], [np.zeros(0)], [np.zeros(0, np.int64)]
+    for k in range(len(lanes)):  # load time only
+        line = lanes[k][:, :2] - origin
+        if len(line) < 2:
+            continue
+        pts, _ = resample_polyline(line, LANE_SAMPLE_SPACING_M)
+        xs.append(pts)
+        hs.append(polyline_headings(pts))
+        owners.append(np.full(len(pts), k, np.int64))
+    return np.concatenate(xs), np.concatenate(hs), np.concatenate(owners)
+
+
+def _lane_heading_at(
+    scene: Scene,
+    lane: npt.NDArray[np.int32],
+    xy: npt.NDArray[np.float64],
+    origin: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    """Heading of ``lane[i]`` at the point nearest ``xy[i]`` (0 where the lane is unknown)."""
+    out = np.zeros(len(xy))
+    for i, k in enumerate(lane.tolist()):  # load time only; a handful of signs and lights
+        if k < 0:
+            continue
+        line = scene.map.lanes[k][:, :2] - origin
+        if len(line) < 2:
+            continue
+        h = polyline_headings(line)
+        out[i] = h[int(np.argmin(np.linalg.norm(line - xy[i], axis=1)))]
+    return out
+
+
+def _rasterize_lanes(
+    lanes: Polylines, origin: npt.NDArray[np.float64], frame: GridFrame
+) -> npt.NDArray[np.bool_]:
+    """Drivable grid from lane centerlines drawn one lane wide (maps without area polygons)."""
+    h, w = frame.shape_hw
+    img = Image.new("1", (w, h), 0)
+    draw = ImageDraw.Draw(img)
+    width_px = max(1, int(round(FALLBACK_LANE_WIDTH_M / frame.resolution_m)))
+    for k in range(len(lanes)):
+        line = (lanes[k][:, :2] - origin - frame.origin_xy_m) / frame.resolution_m
+        if len(line) >= 2:
+            draw.line([tuple(p) for p in line.tolist()], fill=1, width=width_px, joint="curve")
+    return np.asarray(img, dtype=bool)

@@ -1,0 +1,235 @@
+"""The batched simulator: reset from logs, and a pure ``step(state, controls) -> state``.
+
+Per step and per object, exactly one of three things moves it:
+  * controlled objects (the ego, or every vehicle in self-play) integrate the caller's
+    ``(acceleration, curvature)`` controls through the kinematic model — a plan of waypoints is
+    first turned into controls by the tracking controller;
+  * reactive objects (vehicles and cyclists under IDM traffic) follow their logged path at an
+    IDM-chosen speed;
+  * everything else replays the log (pedestrians, static clutter, all traffic in log mode).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from cordillera.errors import ConfigError
+from cordillera.scene.model import Scene
+from cordillera.scene.types import ObjectType
+from cordillera.sim.batch import SceneBatch
+from cordillera.sim.config import SimConfig
+from cordillera.sim.dynamics import integrate, track_plan, wrap_angle
+from cordillera.sim.state import SimState
+from cordillera.sim.traffic import reactive_step, reactive_types
+
+
+class Simulator:
+    """B rollouts over the scenes of a :class:`SceneBatch`, all advanced together.
+
+    Args:
+        scenes: the scenes (or a prepared batch of them).
+        config: what controls which agents.
+        scene_of: ``(B,)`` scene index of each rollout; default one rollout per scene.
+        device: torch device for all tensors.
+    """
+
+    def __init__(
+        self,
+        scenes: Sequence[Scene] | SceneBatch,
+        config: SimConfig | None = None,
+        scene_of: torch.Tensor | Sequence[int] | None = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.config = config or SimConfig()
+        self.batch = (
+            scenes
+            if isinstance(scenes, SceneBatch)
+            else SceneBatch.from_scenes(scenes, device=device)
+        )
+        dev = self.batch.device
+        if scene_of is None:
+            scene_of = torch.arange(self.batch.num_scenes, device=dev)
+        self.scene_of = torch.as_tensor(scene_of, dtype=torch.long, device=dev)
+        if self.scene_of.ndim != 1 or len(self.scene_of) == 0:
+            raise ConfigError(f"scene_of must be a non-empty (B,) index, got {self.scene_of.shape}")
+        if int(self.scene_of.min()) < 0 or int(self.scene_of.max()) >= self.batch.num_scenes:
+            raise ConfigError(f"scene_of indexes scenes outside [0, {self.batch.num_scenes})")
+        too_short = self.batch.num_steps.index_select(0, self.scene_of) <= self.config.start_step
+        if bool(too_short.any()):
+            raise ConfigError(f"start_step {self.config.start_step} is past the end of a scene")
+        g = self._g
+        log_speed = g(self.batch.log_speed_mps).clamp_min(0.0)
+        # Desired speed of a reactive agent: the fastest it drove in the log. Parked cars keep
+        # a desired speed of ~0 and so stay parked.
+        self.desired_speed_mps = torch.where(g(self.batch.log_valid), log_speed, 0.0).amax(-1)
+        self.ego_index = g(self.batch.ego_index)
+
+    @property
+    def dt_s(self) -> float:
+        return self.batch.dt_s
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.scene_of.shape[0])
+
+    def _g(self, t: torch.Tensor) -> torch.Tensor:
+        """Per-rollout view of a per-scene tensor."""
+        return t.index_select(0, self.scene_of)
+
+    def log_at(self, step: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Logged ``xy (B, N, 2), heading, speed, valid`` of every object at ``step`` ``(B,)``."""
+        b = self.batch_size
+        t = step.clamp(0, self.batch.max_steps - 1).view(b, 1, 1)
+        n = self.batch.max_objects
+        idx = t.expand(b, n, 1)
+        xy = torch.gather(
+            self._g(self.batch.log_xy_m), 2, idx.unsqueeze(-1).expand(b, n, 1, 2)
+        ).squeeze(2)
+        heading = torch.gather(self._g(self.batch.log_heading_rad), 2, idx).squeeze(2)
+        speed = torch.gather(self._g(self.batch.log_speed_mps), 2, idx).squeeze(2)
+        valid = torch.gather(self._g(self.batch.log_valid), 2, idx).squeeze(2)
+        in_log = (step < self._g(self.batch.num_steps)).unsqueeze(-1)
+        return xy, heading, speed, valid & in_log
+
+    def reset(self) -> SimState:
+        """The state at ``config.start_step``, taken from the logs."""
+        b, n = self.batch_size, self.batch.max_objects
+        dev = self.batch.device
+        step = torch.full((b,), self.config.start_step, dtype=torch.long, device=dev)
+        xy, heading, speed, valid = self.log_at(step)
+        otype = self._g(self.batch.object_type)
+        mask = self._g(self.batch.object_mask)
+        ego = torch.zeros(b, n, dtype=torch.bool, device=dev)
+        ego[torch.arange(b, device=dev), self.ego_index] = True
+        if self.config.control == "self-play":
+            controlled = (otype == int(ObjectType.VEHICLE)) & valid & mask
+            controlled |= ego
+        else:
+            controlled = ego
+        if self.config.traffic == "idm":
+            kinds = torch.tensor(reactive_types(), device=dev)
+            reactive = torch.isin(otype, kinds) & mask & ~controlled
+        else:
+            reactive = torch.zeros_like(controlled)
+        s_log = torch.gather(
+            self._g(self.batch.log_s_m), 2, step.view(b, 1, 1).expand(b, n, 1)
+        ).squeeze(2)
+        zeros = torch.zeros(b, n, device=dev)
+        return SimState(
+            step=step,
+            xy_m=xy,
+            heading_rad=heading,
+            speed_mps=speed,
+            accel_mps2=zeros,
+            yaw_rate_rps=zeros.clone(),
+            valid=valid | (controlled & mask),
+            controlled=controlled,
+            reactive=reactive,
+            path_s_m=s_log,
+            stop_wait_s=zeros.clone(),
+        )
+
+    def step(
+        self, state: SimState, accel_mps2: torch.Tensor, curvature_1pm: torch.Tensor
+    ) -> SimState:
+        """Advance every rollout one step. Controls are ``(B, N)``; only controlled entries count.
+
+        Pure: ``state`` is not modified; the same inputs give the same output bit for bit.
+        """
+        cfg = self.config
+        dt = self.dt_s
+        nxt = state.step + 1
+        log_xy, log_h, log_v, log_valid = self.log_at(nxt)
+
+        # Controlled objects: kinematic model.
+        c_xy, c_h, c_v, c_a, c_w = integrate(
+            state.xy_m,
+            state.heading_rad,
+            state.speed_mps,
+            accel_mps2,
+            curvature_1pm,
+            dt,
+            cfg.limits,
+        )
+        # Reactive objects: IDM along their log path (they see everyone's current state).
+        r_xy, r_h, r_v, r_a, r_s, r_wait = reactive_step(
+            self.batch,
+            self.scene_of,
+            state.step,
+            state.xy_m,
+            state.heading_rad,
+            state.speed_mps,
+            state.valid,
+            state.reactive,
+            state.path_s_m,
+            state.stop_wait_s,
+            self.desired_speed_mps,
+            cfg.idm,
+        )
+
+        ctl, rea = state.controlled, state.reactive
+        # A reactive agent that (re)appears in the log starts from its logged pose and speed.
+        appear = rea & log_valid & ~state.valid
+        s_log = torch.gather(
+            self._g(self.batch.log_s_m),
+            2,
+            nxt.clamp(max=self.batch.max_steps - 1).view(-1, 1, 1).expand(-1, state.num_objects, 1),
+        ).squeeze(2)
+        rea_live = rea & ~appear
+
+        def pick(c: torch.Tensor, r: torch.Tensor, log: torch.Tensor) -> torch.Tensor:
+            cm, rm = ctl, rea_live
+            if c.ndim == 3:
+                cm, rm = cm.unsqueeze(-1), rm.unsqueeze(-1)
+            return torch.where(cm, c, torch.where(rm, r, log))
+
+        xy = pick(c_xy, r_xy, log_xy)
+        heading = pick(c_h, r_h, log_h)
+        speed = pick(c_v, r_v, log_v)
+        log_accel = (log_v - state.speed_mps) / dt
+        accel = pick(c_a, r_a, torch.where(state.valid & log_valid, log_accel, 0.0))
+        yaw_rate = torch.where(ctl, c_w, wrap_angle(heading - state.heading_rad) / dt)
+        # Existence follows the log, except for controlled objects, which persist.
+        valid = torch.where(ctl, state.valid, log_valid)
+        return SimState(
+            step=nxt,
+            xy_m=xy,
+            heading_rad=heading,
+            speed_mps=speed,
+            accel_mps2=accel,
+            yaw_rate_rps=yaw_rate,
+            valid=valid,
+            controlled=ctl,
+            reactive=rea,
+            path_s_m=torch.where(appear, s_log, r_s),
+            stop_wait_s=torch.where(appear, 0.0, r_wait),
+        )
+
+    def step_plan(self, state: SimState, plan_xy_m: torch.Tensor) -> SimState:
+        """Advance with plans ``(B, N, K, 2)`` (local frame, waypoints every ``dt_s``) tracked
+        by the controller for every controlled object."""
+        tc = self.config.tracker
+        a, k = track_plan(
+            state.xy_m,
+            state.heading_rad,
+            state.speed_mps,
+            plan_xy_m,
+            self.dt_s,
+            self.config.limits,
+            tc.longitudinal_lookahead_steps,
+            tc.lateral_lookahead_steps,
+        )
+        return self.step(state, a, k)
+
+    def log_plan(self, state: SimState, horizon: int = 64) -> torch.Tensor:
+        """``(B, N, horizon, 2)`` each object's logged future positions after ``state.step``
+        (held at the last valid position past the log's end) — the log-replay plan."""
+        b, n = state.valid.shape
+        steps = state.step.view(b, 1) + torch.arange(1, horizon + 1, device=state.step.device)
+        last = self._g(self.batch.num_steps).view(b, 1) - 1
+        t = torch.minimum(steps, last)
+        path = self._g(self.batch.path_xy_m)  # gap-filled, so invalid steps hold position
+        idx = t.view(b, 1, horizon, 1).expand(b, n, horizon, 2)
+        return torch.gather(path, 2, idx)

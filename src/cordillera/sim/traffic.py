@@ -1,0 +1,256 @@
+"""Reactive traffic: IDM speed control along each agent's logged path.
+
+Every reactive agent keeps the *path* it drove in the log but chooses its *speed* with the
+Intelligent Driver Model, reacting to whatever is on that path — the ego, other agents,
+pedestrians (crosswalk users included) — and to red lights and stop signs. This is the
+reactive-agent model of Waymax's IDM route policy and nuPlan's IDM agents, batched.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from cordillera.scene.types import ObjectType, SignalState
+from cordillera.sim.batch import SceneBatch
+from cordillera.sim.config import IdmConfig
+from cordillera.sim.dynamics import wrap_angle
+
+SIGNAL_LATERAL_TOLERANCE_M = 2.0
+SIGN_HEADING_TOLERANCE_RAD = torch.pi / 4
+STOPPED_SPEED_MPS = 0.3
+STOP_SIGN_HALT_DISTANCE_M = 3.0
+FAR_GAP_M = 1e4
+
+
+def path_lookup(
+    path_xy_m: torch.Tensor,
+    path_s_m: torch.Tensor,
+    s_query_m: torch.Tensor,
+    path_heading_rad: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions ``(B, N, K, 2)`` and headings ``(B, N, K)`` at arc lengths ``(B, N, K)``.
+
+    ``path_xy_m`` is ``(B, N, P, 2)`` with non-decreasing ``path_s_m`` ``(B, N, P)``; queries
+    beyond the ends clamp to the end points. Headings interpolate ``path_heading_rad``
+    ``(B, N, P)`` when given (logged headings are steadier than finite differences of slow,
+    jittery positions), else the segment direction.
+    """
+    p = path_s_m.shape[-1]
+    idx = torch.searchsorted(path_s_m.contiguous(), s_query_m.contiguous(), right=True)
+    hi = idx.clamp(1, p - 1)
+    lo = hi - 1
+    s0 = torch.gather(path_s_m, -1, lo)
+    s1 = torch.gather(path_s_m, -1, hi)
+    t = ((s_query_m - s0) / (s1 - s0).clamp_min(1e-6)).clamp(0.0, 1.0)
+    x0 = torch.gather(path_xy_m, -2, lo.unsqueeze(-1).expand(*lo.shape, 2))
+    x1 = torch.gather(path_xy_m, -2, hi.unsqueeze(-1).expand(*hi.shape, 2))
+    seg = x1 - x0
+    xy = x0 + t.unsqueeze(-1) * seg
+    if path_heading_rad is None:
+        return xy, torch.atan2(seg[..., 1], seg[..., 0])
+    h0 = torch.gather(path_heading_rad, -1, lo)
+    h1 = torch.gather(path_heading_rad, -1, hi)
+    return xy, h0 + t * wrap_angle(h1 - h0)
+
+
+def idm_acceleration(
+    speed_mps: torch.Tensor,
+    desired_speed_mps: torch.Tensor,
+    gap_m: torch.Tensor,
+    closing_speed_mps: torch.Tensor,
+    cfg: IdmConfig,
+) -> torch.Tensor:
+    """IDM acceleration: ``a [1 - (v / v0)^δ - (s* / s)^2]`` with
+    ``s* = s0 + v T + v Δv / (2 √(a b))``, clipped to ``[-max_decel, a]``."""
+    v = speed_mps.clamp_min(0.0)
+    v0 = desired_speed_mps.clamp_min(0.1)
+    s_star = cfg.min_gap_m + (
+        v * cfg.headway_s
+        + v * closing_speed_mps / (2.0 * (cfg.max_accel_mps2 * cfg.comfort_decel_mps2) ** 0.5)
+    ).clamp_min(0.0)
+    free = 1.0 - (v / v0) ** cfg.delta
+    interaction = (s_star / gap_m.clamp_min(0.1)) ** 2
+    a = cfg.max_accel_mps2 * (free - interaction)
+    return a.clamp(-cfg.max_decel_mps2, cfg.max_accel_mps2)
+
+
+def _gather_scene(t: torch.Tensor, scene_of: torch.Tensor) -> torch.Tensor:
+    return t.index_select(0, scene_of)
+
+
+def _sign_gaps(
+    points_xy: torch.Tensor,
+    points_heading: torch.Tensor,
+    sample_s: torch.Tensor,
+    sign_xy: torch.Tensor,
+    sign_heading: torch.Tensor,
+    active: torch.Tensor,
+) -> torch.Tensor:
+    """Arc length ``(B, N)`` from each agent to the first active sign on its path (or far).
+
+    points ``(B, N, K, 2)`` sampled on the path at ``sample_s`` ``(B, N, K)`` (relative to the
+    agent); signs ``(B, S, 2)`` with headings ``(B, S)`` and ``active`` ``(B, S)``.
+    """
+    if sign_xy.shape[1] == 0:
+        return torch.full(sample_s.shape[:2], FAR_GAP_M, device=sample_s.device)
+    d = torch.linalg.vector_norm(points_xy.unsqueeze(3) - sign_xy[:, None, None], dim=-1)
+    dh = wrap_angle(points_heading.unsqueeze(3) - sign_heading[:, None, None]).abs()
+    hit = (d < SIGNAL_LATERAL_TOLERANCE_M) & (dh < SIGN_HEADING_TOLERANCE_RAD)
+    hit &= active[:, None, None, :]
+    s = torch.where(hit, sample_s.unsqueeze(-1), FAR_GAP_M)  # (B, N, K, S)
+    return s.amin(dim=(2, 3))
+
+
+def reactive_step(
+    batch: SceneBatch,
+    scene_of: torch.Tensor,
+    step: torch.Tensor,
+    xy_m: torch.Tensor,
+    heading_rad: torch.Tensor,
+    speed_mps: torch.Tensor,
+    valid: torch.Tensor,
+    reactive: torch.Tensor,
+    path_s_m: torch.Tensor,
+    stop_wait_s: torch.Tensor,
+    desired_speed_mps: torch.Tensor,
+    cfg: IdmConfig,
+) -> tuple[torch.Tensor, ...]:
+    """One IDM step for the reactive agents. Other agents' entries are returned unchanged.
+
+    All tensors are ``(B, N[, 2])`` in the local frame; ``step`` ``(B,)`` is the log step of the
+    current state (signals are read there). Returns new ``xy, heading, speed, accel, path_s,
+    stop_wait``.
+    """
+    dt = batch.dt_s
+    b, n = valid.shape
+    dev = xy_m.device
+    size = _gather_scene(batch.size_lw_m, scene_of)  # (B, N, 2)
+    path_xy = _gather_scene(batch.path_xy_m, scene_of)  # (B, N, P, 2)
+    path_s = _gather_scene(batch.path_s_m, scene_of)
+    path_h = _gather_scene(batch.path_heading_rad, scene_of)
+
+    # Sample each agent's path ahead.
+    k = cfg.num_path_samples
+    ahead = torch.linspace(0.0, cfg.lookahead_m, k, device=dev)
+    sample_rel = ahead.expand(b, n, k)
+    pts, pts_heading = path_lookup(path_xy, path_s, path_s_m.unsqueeze(-1) + sample_rel, path_h)
+
+    # Leader candidates: nearest valid objects in front (cheap prefilter before path tests).
+    rel = xy_m.unsqueeze(1) - xy_m.unsqueeze(2)  # (B, N_agent, N_other, 2)
+    dist = torch.linalg.vector_norm(rel, dim=-1)
+    fwd = rel[..., 0] * torch.cos(heading_rad).unsqueeze(-1) + rel[..., 1] * torch.sin(
+        heading_rad
+    ).unsqueeze(-1)
+    eye = torch.eye(n, dtype=torch.bool, device=dev).unsqueeze(0)
+    usable = (
+        valid.unsqueeze(1) & ~eye & (fwd > -size[..., 0:1] / 2) & (dist < cfg.lookahead_m + 10.0)
+    )
+    dist = torch.where(usable, dist, torch.inf)
+    kc = min(cfg.num_candidates, n)
+    cand_d, cand = torch.topk(dist, kc, dim=-1, largest=False)  # (B, N, C)
+    cand_ok = torch.isfinite(cand_d)
+    cxy = torch.gather(
+        xy_m.unsqueeze(1).expand(b, n, n, 2), 2, cand.unsqueeze(-1).expand(b, n, kc, 2)
+    )
+    cw = torch.gather(size[..., 1].unsqueeze(1).expand(b, n, n), 2, cand)
+    cl = torch.gather(size[..., 0].unsqueeze(1).expand(b, n, n), 2, cand)
+    cv = torch.gather(speed_mps.unsqueeze(1).expand(b, n, n), 2, cand)
+    ch = torch.gather(heading_rad.unsqueeze(1).expand(b, n, n), 2, cand)
+    # Distance of every candidate to every path sample: (B, N, C, K).
+    dd = torch.linalg.vector_norm(cxy.unsqueeze(3) - pts.unsqueeze(2), dim=-1)
+    reach = 0.5 * (size[..., 1].unsqueeze(-1) + cw) + cfg.lateral_margin_m
+    on_path = (dd < reach.unsqueeze(-1)) & cand_ok.unsqueeze(-1)
+    first_s = torch.where(on_path, sample_rel.unsqueeze(2), FAR_GAP_M).amin(-1)  # (B, N, C)
+    gap = first_s - 0.5 * (size[..., 0].unsqueeze(-1) + cl)
+    # Leader speed along the path tangent where it was hit.
+    lead_gap, lead = gap.min(dim=-1)
+    lead_speed = torch.gather(cv, 2, lead.unsqueeze(-1)).squeeze(-1)
+    lead_heading = torch.gather(ch, 2, lead.unsqueeze(-1)).squeeze(-1)
+    lead_speed = lead_speed * torch.cos(wrap_angle(lead_heading - heading_rad))
+    has_leader = lead_gap < FAR_GAP_M / 2
+    closing = torch.where(has_leader, speed_mps - lead_speed, 0.0)
+
+    # Traffic lights: red must stop; yellow stops when a comfortable stop is still possible.
+    t = step.clamp(max=batch.max_steps - 1)
+    sig_state = _gather_scene(batch.signal_state, scene_of)  # (B, S, T)
+    sig_now = torch.gather(sig_state, 2, t.view(b, 1, 1).expand(b, sig_state.shape[1], 1))[..., 0]
+    red = (sig_now == SignalState.RED) | (sig_now == SignalState.FLASHING_RED)
+    yellow = sig_now == SignalState.YELLOW
+    sig_valid = _gather_scene(batch.signal_valid, scene_of)
+    half_len = 0.5 * size[..., 0]
+    light_gap_red = (
+        _sign_gaps(
+            pts,
+            pts_heading,
+            sample_rel,
+            _gather_scene(batch.signal_xy_m, scene_of),
+            _gather_scene(batch.signal_heading_rad, scene_of),
+            red & sig_valid,
+        )
+        - half_len
+    )
+    light_gap_yel = (
+        _sign_gaps(
+            pts,
+            pts_heading,
+            sample_rel,
+            _gather_scene(batch.signal_xy_m, scene_of),
+            _gather_scene(batch.signal_heading_rad, scene_of),
+            yellow & sig_valid,
+        )
+        - half_len
+    )
+    can_stop = light_gap_yel > speed_mps.clamp_min(0) ** 2 / (2 * cfg.comfort_decel_mps2)
+    light_gap_yel = torch.where(can_stop, light_gap_yel, FAR_GAP_M)
+    # A light only binds an agent that has not yet reached it.
+    light_gap = torch.minimum(light_gap_red, light_gap_yel)
+    light_gap = torch.where(light_gap > -half_len, light_gap, FAR_GAP_M)
+
+    # Stop signs: halt, wait, then proceed.
+    sign_gap = (
+        _sign_gaps(
+            pts,
+            pts_heading,
+            sample_rel,
+            _gather_scene(batch.stop_sign_xy_m, scene_of),
+            _gather_scene(batch.stop_sign_heading_rad, scene_of),
+            _gather_scene(batch.stop_sign_valid, scene_of),
+        )
+        - half_len
+    )
+    waited = stop_wait_s >= cfg.stop_sign_wait_s
+    near_sign = sign_gap < STOP_SIGN_HALT_DISTANCE_M
+    halted = near_sign & (speed_mps.abs() < STOPPED_SPEED_MPS)
+    new_wait = torch.where(
+        halted | (waited & (sign_gap < 2 * STOP_SIGN_HALT_DISTANCE_M)),
+        stop_wait_s + dt,
+        torch.zeros_like(stop_wait_s),
+    )
+    sign_gap = torch.where(waited, FAR_GAP_M, sign_gap + 1.0)  # stop ~1 m before the sign
+
+    static_gap = torch.minimum(light_gap, sign_gap)
+    use_static = static_gap < torch.where(has_leader, lead_gap, FAR_GAP_M)
+    gap_all = torch.where(use_static, static_gap, torch.where(has_leader, lead_gap, FAR_GAP_M))
+    closing_all = torch.where(use_static, speed_mps, closing)
+    accel = idm_acceleration(speed_mps, desired_speed_mps, gap_all, closing_all, cfg)
+    v_new = (speed_mps + accel * dt).clamp_min(0.0)
+    accel = (v_new - speed_mps) / dt
+    s_new = path_s_m + 0.5 * (speed_mps.clamp_min(0.0) + v_new) * dt
+    new_xy, new_heading = path_lookup(path_xy, path_s, s_new.unsqueeze(-1), path_h)
+    new_xy, new_heading = new_xy.squeeze(-2), wrap_angle(new_heading.squeeze(-1))
+
+    r = reactive & valid
+    r2 = r.unsqueeze(-1)
+    return (
+        torch.where(r2, new_xy, xy_m),
+        torch.where(r, new_heading, heading_rad),
+        torch.where(r, v_new, speed_mps),
+        torch.where(r, accel, torch.zeros_like(accel)),
+        torch.where(r, s_new, path_s_m),
+        torch.where(r, new_wait, stop_wait_s),
+    )
+
+
+def reactive_types() -> tuple[int, ...]:
+    """Object types that become reactive under IDM traffic (pedestrians and clutter replay)."""
+    return (int(ObjectType.VEHICLE), int(ObjectType.CYCLIST))
