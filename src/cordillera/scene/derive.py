@@ -48,8 +48,9 @@ def nearest_lane(
     return best, best_d
 
 
-def route_from_log(tracks: Tracks, ego_index: int, road_map: RoadMap,
-                   max_lane_distance_m: float = 3.0) -> Route:
+def route_from_log(
+    tracks: Tracks, ego_index: int, road_map: RoadMap, max_lane_distance_m: float = 3.0
+) -> Route:
     """The route a logged ego drove: its valid positions as the path, and the lanes it used.
 
     Lanes are the nearest heading-compatible lane at each valid step (within

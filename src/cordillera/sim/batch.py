@@ -168,7 +168,7 @@ def _pad_stack(arrays: list[npt.NDArray[np.generic]], key: str) -> npt.NDArray[n
     shape = tuple(max(a.shape[d] for a in arrays) for d in range(arrays[0].ndim))
     out = np.full((len(arrays), *shape), _PAD_VALUES.get(key, 0), dtype=arrays[0].dtype)
     for i, a in enumerate(arrays):
-        out[(i, *tuple(slice(0, n) for n in a.shape))] = a
+        out[i][tuple(slice(0, n) for n in a.shape)] = a
     if key in (
         "path_xy_m",
         "path_s_m",
@@ -322,7 +322,7 @@ def _rasterize_lanes(
     h, w = frame.shape_hw
     img = Image.new("1", (w, h), 0)
     draw = ImageDraw.Draw(img)
-    width_px = max(1, int(round(FALLBACK_LANE_WIDTH_M / frame.resolution_m)))
+    width_px = max(1, round(FALLBACK_LANE_WIDTH_M / frame.resolution_m))
     for k in range(len(lanes)):
         line = (lanes[k][:, :2] - origin - frame.origin_xy_m) / frame.resolution_m
         if len(line) >= 2:

@@ -1,7 +1,8 @@
 """Kinematic vehicle model, its exact inverse, and the plan-tracking controller.
 
 Controls are ``(acceleration, curvature)``: curvature is the path's 1/radius, so a bicycle
-model's steering angle δ maps to it as ``κ = tan(δ) / wheelbase`` (see :func:`steering_to_curvature`).
+model's steering angle δ maps to it as ``κ = tan(δ) / wheelbase``
+(:func:`steering_to_curvature`).
 Integration uses the midpoint rule, which makes the model exactly invertible: given a target
 position one step ahead, :func:`inverse_controls` returns the controls that land on it.
 """

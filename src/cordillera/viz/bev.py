@@ -37,7 +37,7 @@ SIGNAL_COLOURS = {
 def box_corners_xy(
     xy: npt.NDArray[np.float64], heading: npt.NDArray[np.float64], lw: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float64]:
-    """``(..., 4, 2)`` corners of oriented boxes with centres ``(..., 2)`` and sizes ``(..., 2)``."""
+    """``(..., 4, 2)`` corners of boxes with centres ``(..., 2)`` and sizes ``(..., 2)``."""
     c, s = np.cos(heading)[..., None], np.sin(heading)[..., None]
     half = lw / 2.0
     local = np.array([[1, 1], [1, -1], [-1, -1], [-1, 1]], np.float64)  # (4, 2)
@@ -81,8 +81,9 @@ def draw_map(ax: Axes, scene: Scene, step: int) -> None:
             np.isin(types, [int(t) for t in RoadLineType if t.is_yellow]), "#ca8a04", "#475569"
         )
         keep = types != RoadLineType.VIRTUAL
-        lines = [m.road_lines[k][:, :2] for k in np.nonzero(keep)[0] if len(m.road_lines[k]) > 1]
-        cols = [colours[k] for k in np.nonzero(keep)[0] if len(m.road_lines[k]) > 1]
+        kept = [int(k) for k in np.nonzero(keep)[0] if len(m.road_lines[int(k)]) > 1]
+        lines = [m.road_lines[k][:, :2] for k in kept]
+        cols = [str(colours[k]) for k in kept]
         ax.add_collection(LineCollection(lines, colors=cols, linewidths=0.8, zorder=3))
     if len(m.road_edges):
         ax.add_collection(
