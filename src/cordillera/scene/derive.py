@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from cordillera.scene.model import Route, RoadMap, Tracks
+from cordillera.scene.model import RoadMap, Route, Tracks
 
 
 def nearest_lane(

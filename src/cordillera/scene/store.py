@@ -142,7 +142,7 @@ def _read_metadata(data: bytes) -> dict[str, str]:
 
 
 def save_scene(scene: Scene, path: str | Path) -> Path:
-    """Write ``scene`` to ``path``: a file, or a folder that gets ``<scene_id>.scene.safetensors``."""
+    """Write ``scene`` to a ``.scene.safetensors`` file, or into a folder as ``<scene_id>...``."""
     p = Path(path)
     if p.is_dir() or not p.name.endswith(SUFFIX):
         p = p / f"{safe_file_stem(scene.scene_id)}{SUFFIX}"
