@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from cordillera.cli.demo import demo
+from cordillera.cli.render import render
 from cordillera.cli.scenes import scenes_app
 
 app = typer.Typer(
@@ -15,6 +16,7 @@ app = typer.Typer(
 )
 app.add_typer(scenes_app, name="scenes")
 app.command()(demo)
+app.command()(render)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cordillera.cli.errors import reports_errors
+from cordillera.cli.errors import err_console, reports_errors
 from cordillera.errors import CordilleraError
 from cordillera.scene.model import Scene
-from cordillera.scene.readers import FORMATS, find_sources, read_scene
+from cordillera.scene.readers import FORMATS, find_sources, read_all, read_scene
 from cordillera.scene.store import SUFFIX, save_scene
 
 scenes_app = typer.Typer(help="Convert, generate, inspect and draw scenes.", no_args_is_help=True)
@@ -61,11 +61,17 @@ def convert(
         raise CordilleraError(f"no scene sources found under {src}")
     dst.mkdir(parents=True, exist_ok=True)
     written = 0
-    for path, source_fmt in tqdm(sources, desc="converting", unit="scene"):
-        scene = read_scene(path, source_fmt)
+    bar = tqdm(total=len(sources), desc="converting", unit="source")
+    for _, scene in read_all(src, fmt, on_skip=_report_skip):
         save_scene(scene, dst)
         written += 1
+        bar.update(1)
+    bar.close()
     console.print(f"wrote {written} scene(s) to {dst}")
+
+
+def _report_skip(path: Path, error: CordilleraError) -> None:
+    err_console.print(f"[yellow]skipped[/] {path}: {getattr(error, 'reason', error)}")
 
 
 @scenes_app.command()
@@ -94,7 +100,7 @@ def info(
     ] = False,
 ) -> None:
     """Print what each scene holds."""
-    rows = [scene_summary(read_scene(p, f)) for p, f in find_sources(path)]
+    rows = [scene_summary(scene) for _, scene in read_all(path, on_skip=_report_skip)]
     if as_json:
         print(json.dumps(rows[0] if len(rows) == 1 and path.is_file() else rows, indent=2))
         return

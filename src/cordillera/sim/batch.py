@@ -24,10 +24,12 @@ from cordillera.scene.polylines import Polylines
 from cordillera.scene.types import SignalState
 from cordillera.sim.grids import GridFrame, make_grid_frame, rasterize_polygons, scene_extent_xy
 
+F64 = npt.NDArray[np.float64]
 LANE_SAMPLE_SPACING_M = 1.0
 ROUTE_SAMPLE_SPACING_M = 1.0
-FALLBACK_LANE_WIDTH_M = 3.6
-PATH_EXTENSION_M = 300.0
+LANE_DRIVABLE_WIDTH_M = 4.0
+PATH_EXTENSION_M = 100.0
+PATH_SPACING_M = 0.5
 
 
 def resample_polyline(
@@ -66,9 +68,11 @@ class SceneBatch:
         height_m ``(U, N)`` (median over valid steps); object_type ``(U, N)`` int64;
         object_mask ``(U, N)`` (real object, not padding); ego_index ``(U,)``; num_steps ``(U,)``.
     Log paths for path-following traffic:
-        path_xy_m ``(U, N, T + 1, 2)`` positions with gaps filled and a straight extension;
-        path_s_m ``(U, N, T + 1)`` non-decreasing arc length along it; path_heading_rad
-        ``(U, N, T + 1)`` the logged heading there; log_s_m ``(U, N, T)``
+        log_xy_filled_m ``(U, N, T, 2)`` logged positions with gaps filled (nearest valid);
+        log_s_m ``(U, N, T)`` arc length along the filled log at each step;
+        path_xyh ``(U, N, P, 3)`` x, y, heading resampled every ``path_spacing_m`` of arc
+        length from 0 to the log's end plus a straight extension, padded with the last point;
+        path_num_points ``(U, N)`` points in use per path; log_s_m ``(U, N, T)``
         arc length of each logged step.
     Map samples:
         lane_xy_m ``(U, Lp, 2)`` centerline points every ~1 m, lane_heading_rad ``(U, Lp)``,
@@ -97,9 +101,9 @@ class SceneBatch:
     log_speed_mps: torch.Tensor
     log_valid: torch.Tensor
     log_s_m: torch.Tensor
-    path_xy_m: torch.Tensor
-    path_s_m: torch.Tensor
-    path_heading_rad: torch.Tensor
+    log_xy_filled_m: torch.Tensor
+    path_xyh: torch.Tensor
+    path_num_points: torch.Tensor
     size_lw_m: torch.Tensor
     height_m: torch.Tensor
     object_type: torch.Tensor
@@ -123,6 +127,7 @@ class SceneBatch:
     crosswalk: torch.Tensor
     grid_origin_xy_m: torch.Tensor
     grid_resolution_m: float
+    path_spacing_m: float
 
     @property
     def num_scenes(self) -> int:
@@ -157,6 +162,7 @@ class SceneBatch:
             scene_ids=tuple(s.scene_id for s in scenes),
             dt_s=float(scenes[0].dt_s),
             grid_resolution_m=float(parts[0]["_res"][0]),
+            path_spacing_m=PATH_SPACING_M,
             **{k: v for k, v in out.items() if not k.startswith("_")},
         )
 
@@ -168,7 +174,8 @@ def _pad_stack(arrays: list[npt.NDArray[np.generic]], key: str) -> npt.NDArray[n
     shape = tuple(max(a.shape[d] for a in arrays) for d in range(arrays[0].ndim))
     out = np.full((len(arrays), *shape), _PAD_VALUES.get(key, 0), dtype=arrays[0].dtype)
     for i, a in enumerate(arrays):
-        out[i][tuple(slice(0, n) for n in a.shape)] = a
+        index: tuple[int | slice, ...] = (i, *(slice(0, n) for n in a.shape))
+        out[index] = a
     if key in (
         "path_xy_m",
         "path_s_m",
@@ -176,7 +183,7 @@ def _pad_stack(arrays: list[npt.NDArray[np.generic]], key: str) -> npt.NDArray[n
     ):  # keep padded steps on the last path point
         for i, a in enumerate(arrays):
             t = a.shape[1]
-            out[i, :, t:] = a[:, -1:] if a.shape[0] else 0
+            out[i, : a.shape[0], t:] = a[:, -1:]
     return out
 
 
@@ -190,7 +197,7 @@ def _scene_arrays(scene: Scene) -> dict[str, npt.NDArray[np.generic]]:
     heading = np.where(valid, tr.heading_rad, 0.0)
     vel = tr.velocity_mps
     speed = np.where(valid, vel[..., 0] * np.cos(heading) + vel[..., 1] * np.sin(heading), 0.0)
-    path_xy, path_heading, path_s, log_s = _log_paths(xy, heading, valid)
+    filled_xy, log_s, path_xyh, path_n = _log_paths(xy, heading, valid)
     sizes = np.where(valid[..., None], tr.size_lwh_m, np.nan)
     with np.errstate(all="ignore"):
         med = np.nan_to_num(np.nanmedian(sizes, axis=1), nan=1.0)
@@ -213,10 +220,11 @@ def _scene_arrays(scene: Scene) -> dict[str, npt.NDArray[np.generic]]:
     ss_h = _lane_heading_at(scene, m.stop_sign_lane, ss_xy, origin)
     lo, hi = scene_extent_xy(scene, origin)
     frame = make_grid_frame(lo, hi)
+    # Every lane is drivable at least one lane wide: some exports (nuScenes through
+    # ScenarioNet) carry lane polygons that leave junctions and connectors uncovered.
+    drivable = _rasterize_lanes(m.lanes, origin, frame)
     if len(m.drivable_areas):
-        drivable = rasterize_polygons(m.drivable_areas, origin, frame)
-    else:
-        drivable = _rasterize_lanes(m.lanes, origin, frame)
+        drivable = drivable | rasterize_polygons(m.drivable_areas, origin, frame)
     crosswalk = rasterize_polygons(m.crosswalks, origin, frame)
     return {
         "origin_world_xy_m": origin,
@@ -227,9 +235,9 @@ def _scene_arrays(scene: Scene) -> dict[str, npt.NDArray[np.generic]]:
         "log_speed_mps": speed.astype(np.float32),
         "log_valid": valid.copy(),
         "log_s_m": log_s.astype(np.float32),
-        "path_xy_m": path_xy.astype(np.float32),
-        "path_s_m": path_s.astype(np.float32),
-        "path_heading_rad": path_heading.astype(np.float32),
+        "log_xy_filled_m": filled_xy.astype(np.float32),
+        "path_xyh": path_xyh.astype(np.float32),
+        "path_num_points": path_n.astype(np.int64),
         "size_lw_m": med[:, :2].astype(np.float32),
         "height_m": med[:, 2].astype(np.float32),
         "object_type": tr.object_type.astype(np.int64),
@@ -258,27 +266,46 @@ def _scene_arrays(scene: Scene) -> dict[str, npt.NDArray[np.generic]]:
 
 def _log_paths(
     xy: npt.NDArray[np.float64], heading: npt.NDArray[np.float64], valid: npt.NDArray[np.bool_]
-) -> tuple[npt.NDArray[np.float64], ...]:
-    """Gap-filled log paths ``(N, T + 1, 2)``, headings, arc length, and each step's arc length.
+) -> tuple[F64, F64, F64, npt.NDArray[np.int64]]:
+    """Gap-filled logs and the uniformly resampled path each object drove.
 
-    Invalid steps take the nearest valid position (forward, then backward fill), so the path
-    is defined everywhere; one extra point extends it straight ahead from the last valid pose.
+    Invalid steps take the nearest earlier valid position (the first valid one before the
+    object appears), so the path is defined everywhere. Returns ``filled (N, T, 2)``, the arc
+    length of every step ``(N, T)``, the path ``(N, P, 3)`` (x, y, heading every
+    ``PATH_SPACING_M``, extended straight ahead by ``PATH_EXTENSION_M``) and points per path.
     """
     n, t = valid.shape
     idx = np.where(valid, np.arange(t)[None], -1)
     fwd = np.maximum.accumulate(idx, axis=1)
     first = np.argmax(valid, axis=1)
     fwd = np.where(fwd < 0, first[:, None], fwd)
-    filled = np.take_along_axis(xy, fwd[..., None].repeat(2, -1), axis=1)
+    filled: F64 = np.take_along_axis(xy, fwd[..., None].repeat(2, -1), axis=1)
     filled_h = np.take_along_axis(heading, fwd, axis=1)
-    last = t - 1 - np.argmax(valid[:, ::-1], axis=1)
-    last_h = heading[np.arange(n), last]
-    ext = filled[:, -1] + PATH_EXTENSION_M * np.stack([np.cos(last_h), np.sin(last_h)], -1)
-    path = np.concatenate([filled, ext[:, None]], axis=1)
-    seg = np.linalg.norm(np.diff(path, axis=1), axis=-1)
-    s = np.concatenate([np.zeros((n, 1)), np.cumsum(seg, axis=1)], axis=1)
-    path_h = np.concatenate([filled_h, last_h[:, None]], axis=1)
-    return path, path_h, s, s[:, :t]
+    seg = np.linalg.norm(np.diff(filled, axis=1), axis=-1)
+    log_s: F64 = np.concatenate([np.zeros((n, 1)), np.cumsum(seg, axis=1)], axis=1)
+    counts = np.floor((log_s[:, -1] + PATH_EXTENSION_M) / PATH_SPACING_M).astype(np.int64) + 1
+    p = int(counts.max()) if n else 1
+    path: F64 = np.zeros((n, p, 3))
+    for i in range(n):  # load time only
+        s_new = np.arange(counts[i]) * PATH_SPACING_M
+        h_last = filled_h[i, -1]
+        s_i = np.concatenate([log_s[i], [log_s[i, -1] + PATH_EXTENSION_M]])
+        x_i = np.concatenate(
+            [filled[i, :, 0], [filled[i, -1, 0] + PATH_EXTENSION_M * np.cos(h_last)]]
+        )
+        y_i = np.concatenate(
+            [filled[i, :, 1], [filled[i, -1, 1] + PATH_EXTENSION_M * np.sin(h_last)]]
+        )
+        h_i = np.concatenate([filled_h[i], [h_last]])
+        keep = np.concatenate([[True], np.diff(s_i) > 1e-6])
+        s_k = s_i[keep]
+        path[i, : counts[i], 0] = np.interp(s_new, s_k, x_i[keep])
+        path[i, : counts[i], 1] = np.interp(s_new, s_k, y_i[keep])
+        c = np.interp(s_new, s_k, np.cos(h_i[keep]))
+        sn = np.interp(s_new, s_k, np.sin(h_i[keep]))
+        path[i, : counts[i], 2] = np.arctan2(sn, c)
+        path[i, counts[i] :] = path[i, counts[i] - 1]
+    return filled, log_s, path, counts
 
 
 def _lane_samples(
@@ -318,11 +345,11 @@ def _lane_heading_at(
 def _rasterize_lanes(
     lanes: Polylines, origin: npt.NDArray[np.float64], frame: GridFrame
 ) -> npt.NDArray[np.bool_]:
-    """Drivable grid from lane centerlines drawn one lane wide (maps without area polygons)."""
+    """Drivable grid from lane centerlines drawn ``LANE_DRIVABLE_WIDTH_M`` wide."""
     h, w = frame.shape_hw
     img = Image.new("1", (w, h), 0)
     draw = ImageDraw.Draw(img)
-    width_px = max(1, round(FALLBACK_LANE_WIDTH_M / frame.resolution_m))
+    width_px = max(1, round(LANE_DRIVABLE_WIDTH_M / frame.resolution_m))
     for k in range(len(lanes)):
         line = (lanes[k][:, :2] - origin - frame.origin_xy_m) / frame.resolution_m
         if len(line) >= 2:

@@ -60,7 +60,8 @@ class IdmConfig:
         lookahead_m: how far along its path an agent looks for leaders, lights and signs.
         lateral_margin_m: extra clearance beyond half-widths for an object to count as on-path.
         num_path_samples: points sampled along the path ahead for on-path tests.
-        num_candidates: nearest objects considered as potential leaders per agent.
+        num_neighbours: nearest objects ahead kept as potential leaders per agent.
+        neighbour_refresh_steps: steps between recomputations of the neighbour lists.
         stop_sign_wait_s: how long an agent halts at a stop sign before proceeding.
     """
 
@@ -73,7 +74,8 @@ class IdmConfig:
     lookahead_m: float = 40.0
     lateral_margin_m: float = 0.3
     num_path_samples: int = 16
-    num_candidates: int = 8
+    num_neighbours: int = 12
+    neighbour_refresh_steps: int = 5
     stop_sign_wait_s: float = 1.0
 
     def __post_init__(self) -> None:
@@ -87,7 +89,8 @@ class IdmConfig:
             delta=self.delta,
             lookahead_m=self.lookahead_m,
             num_path_samples=self.num_path_samples,
-            num_candidates=self.num_candidates,
+            num_neighbours=self.num_neighbours,
+            neighbour_refresh_steps=self.neighbour_refresh_steps,
         )
         if self.lateral_margin_m < 0 or self.stop_sign_wait_s < 0:
             raise ConfigError("IdmConfig.lateral_margin_m and stop_sign_wait_s must be >= 0")
@@ -103,7 +106,7 @@ class TrackerConfig:
     """
 
     longitudinal_lookahead_steps: int = 3
-    lateral_lookahead_steps: int = 1
+    lateral_lookahead_steps: int = 3
 
     def __post_init__(self) -> None:
         for name in ("longitudinal_lookahead_steps", "lateral_lookahead_steps"):

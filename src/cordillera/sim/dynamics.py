@@ -95,7 +95,7 @@ def track_plan(
     dt_s: float,
     limits: VehicleLimits,
     longitudinal_lookahead: int = 3,
-    lateral_lookahead: int = 1,
+    lateral_lookahead: int = 3,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Controls that track a plan of future waypoints ``(..., K, 2)`` spaced ``dt_s`` apart.
 

@@ -22,7 +22,7 @@ from cordillera.sim.batch import SceneBatch
 from cordillera.sim.config import SimConfig
 from cordillera.sim.dynamics import integrate, track_plan, wrap_angle
 from cordillera.sim.state import SimState
-from cordillera.sim.traffic import reactive_step, reactive_types
+from cordillera.sim.traffic import reactive_step, reactive_types, select_neighbours
 
 
 class Simulator:
@@ -54,17 +54,26 @@ class Simulator:
         self.scene_of = torch.as_tensor(scene_of, dtype=torch.long, device=dev)
         if self.scene_of.ndim != 1 or len(self.scene_of) == 0:
             raise ConfigError(f"scene_of must be a non-empty (B,) index, got {self.scene_of.shape}")
-        if int(self.scene_of.min()) < 0 or int(self.scene_of.max()) >= self.batch.num_scenes:
+        self.set_scenes(self.scene_of)
+
+    def set_scenes(self, scene_of: torch.Tensor) -> None:
+        """Point the rollouts at other scenes of the batch (then :meth:`reset` them)."""
+        scene_of = torch.as_tensor(scene_of, dtype=torch.long, device=self.batch.device)
+        if scene_of.shape != self.scene_of.shape:
+            raise ConfigError(f"scene_of must keep shape {tuple(self.scene_of.shape)}")
+        if int(scene_of.min()) < 0 or int(scene_of.max()) >= self.batch.num_scenes:
             raise ConfigError(f"scene_of indexes scenes outside [0, {self.batch.num_scenes})")
-        too_short = self.batch.num_steps.index_select(0, self.scene_of) <= self.config.start_step
+        too_short = self.batch.num_steps.index_select(0, scene_of) <= self.config.start_step
         if bool(too_short.any()):
             raise ConfigError(f"start_step {self.config.start_step} is past the end of a scene")
+        self.scene_of = scene_of
         g = self._g
         log_speed = g(self.batch.log_speed_mps).clamp_min(0.0)
         # Desired speed of a reactive agent: the fastest it drove in the log. Parked cars keep
         # a desired speed of ~0 and so stay parked.
         self.desired_speed_mps = torch.where(g(self.batch.log_valid), log_speed, 0.0).amax(-1)
         self.ego_index = g(self.batch.ego_index)
+        self.size_lw_m = g(self.batch.size_lw_m)
 
     @property
     def dt_s(self) -> float:
@@ -80,18 +89,37 @@ class Simulator:
 
     def log_at(self, step: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Logged ``xy (B, N, 2), heading, speed, valid`` of every object at ``step`` ``(B,)``."""
-        b = self.batch_size
-        t = step.clamp(0, self.batch.max_steps - 1).view(b, 1, 1)
-        n = self.batch.max_objects
-        idx = t.expand(b, n, 1)
-        xy = torch.gather(
-            self._g(self.batch.log_xy_m), 2, idx.unsqueeze(-1).expand(b, n, 1, 2)
-        ).squeeze(2)
-        heading = torch.gather(self._g(self.batch.log_heading_rad), 2, idx).squeeze(2)
-        speed = torch.gather(self._g(self.batch.log_speed_mps), 2, idx).squeeze(2)
-        valid = torch.gather(self._g(self.batch.log_valid), 2, idx).squeeze(2)
+        b, n = self.batch_size, self.batch.max_objects
+        t = step.clamp(0, self.batch.max_steps - 1).view(b, 1)
+        u = self.scene_of.view(b, 1)
+        obj = torch.arange(n, device=step.device).view(1, n)
+        xy = self.batch.log_xy_m[u, obj, t]
+        heading = self.batch.log_heading_rad[u, obj, t]
+        speed = self.batch.log_speed_mps[u, obj, t]
+        valid = self.batch.log_valid[u, obj, t]
         in_log = (step < self._g(self.batch.num_steps)).unsqueeze(-1)
         return xy, heading, speed, valid & in_log
+
+    def log_s_at(self, step: torch.Tensor) -> torch.Tensor:
+        """``(B, N)`` arc length of every object's logged path at ``step`` ``(B,)``."""
+        b, n = self.batch_size, self.batch.max_objects
+        t = step.clamp(0, self.batch.max_steps - 1).view(b, 1)
+        obj = torch.arange(n, device=step.device).view(1, n)
+        return self.batch.log_s_m[self.scene_of.view(b, 1), obj, t]
+
+    def neighbours(
+        self, xy_m: torch.Tensor, heading_rad: torch.Tensor, valid: torch.Tensor
+    ) -> torch.Tensor:
+        """``(B, N, C)`` leader candidates of every object (see :func:`select_neighbours`)."""
+        idm = self.config.idm
+        return select_neighbours(
+            xy_m,
+            heading_rad,
+            valid,
+            self.size_lw_m[..., 0],
+            idm.num_neighbours,
+            idm.lookahead_m + 20.0,
+        )
 
     def reset(self) -> SimState:
         """The state at ``config.start_step``, taken from the logs."""
@@ -104,8 +132,7 @@ class Simulator:
         ego = torch.zeros(b, n, dtype=torch.bool, device=dev)
         ego[torch.arange(b, device=dev), self.ego_index] = True
         if self.config.control == "self-play":
-            controlled = (otype == int(ObjectType.VEHICLE)) & valid & mask
-            controlled |= ego
+            controlled = ((otype == int(ObjectType.VEHICLE)) & valid & mask) | ego
         else:
             controlled = ego
         if self.config.traffic == "idm":
@@ -113,10 +140,8 @@ class Simulator:
             reactive = torch.isin(otype, kinds) & mask & ~controlled
         else:
             reactive = torch.zeros_like(controlled)
-        s_log = torch.gather(
-            self._g(self.batch.log_s_m), 2, step.view(b, 1, 1).expand(b, n, 1)
-        ).squeeze(2)
         zeros = torch.zeros(b, n, device=dev)
+        valid = valid | (controlled & mask)
         return SimState(
             step=step,
             xy_m=xy,
@@ -124,11 +149,13 @@ class Simulator:
             speed_mps=speed,
             accel_mps2=zeros,
             yaw_rate_rps=zeros.clone(),
-            valid=valid | (controlled & mask),
+            valid=valid,
             controlled=controlled,
             reactive=reactive,
-            path_s_m=s_log,
+            path_s_m=self.log_s_at(step),
             stop_wait_s=zeros.clone(),
+            neighbours=self.neighbours(xy, heading, valid),
+            neighbour_age=0,
         )
 
     def step(
@@ -165,19 +192,15 @@ class Simulator:
             state.reactive,
             state.path_s_m,
             state.stop_wait_s,
+            state.neighbours,
             self.desired_speed_mps,
+            self.size_lw_m,
             cfg.idm,
         )
-
-        ctl, rea = state.controlled, state.reactive
+        ctl = state.controlled
         # A reactive agent that (re)appears in the log starts from its logged pose and speed.
-        appear = rea & log_valid & ~state.valid
-        s_log = torch.gather(
-            self._g(self.batch.log_s_m),
-            2,
-            nxt.clamp(max=self.batch.max_steps - 1).view(-1, 1, 1).expand(-1, state.num_objects, 1),
-        ).squeeze(2)
-        rea_live = rea & ~appear
+        appear = state.reactive & log_valid & ~state.valid
+        rea_live = state.reactive & ~appear
 
         def pick(c: torch.Tensor, r: torch.Tensor, log: torch.Tensor) -> torch.Tensor:
             cm, rm = ctl, rea_live
@@ -188,11 +211,15 @@ class Simulator:
         xy = pick(c_xy, r_xy, log_xy)
         heading = pick(c_h, r_h, log_h)
         speed = pick(c_v, r_v, log_v)
-        log_accel = (log_v - state.speed_mps) / dt
-        accel = pick(c_a, r_a, torch.where(state.valid & log_valid, log_accel, 0.0))
+        log_accel = torch.where(state.valid & log_valid, (log_v - state.speed_mps) / dt, 0.0)
+        accel = pick(c_a, r_a, log_accel)
         yaw_rate = torch.where(ctl, c_w, wrap_angle(heading - state.heading_rad) / dt)
         # Existence follows the log, except for controlled objects, which persist.
         valid = torch.where(ctl, state.valid, log_valid)
+        age = state.neighbour_age + 1
+        neighbours = state.neighbours
+        if age >= cfg.idm.neighbour_refresh_steps:
+            neighbours, age = self.neighbours(xy, heading, valid), 0
         return SimState(
             step=nxt,
             xy_m=xy,
@@ -202,9 +229,11 @@ class Simulator:
             yaw_rate_rps=yaw_rate,
             valid=valid,
             controlled=ctl,
-            reactive=rea,
-            path_s_m=torch.where(appear, s_log, r_s),
+            reactive=state.reactive,
+            path_s_m=torch.where(appear, self.log_s_at(nxt), r_s),
             stop_wait_s=torch.where(appear, 0.0, r_wait),
+            neighbours=neighbours,
+            neighbour_age=age,
         )
 
     def step_plan(self, state: SimState, plan_xy_m: torch.Tensor) -> SimState:
@@ -225,11 +254,23 @@ class Simulator:
 
     def log_plan(self, state: SimState, horizon: int = 64) -> torch.Tensor:
         """``(B, N, horizon, 2)`` each object's logged future positions after ``state.step``
-        (held at the last valid position past the log's end) — the log-replay plan."""
+        — the log-replay plan.
+
+        Steps where an object is not observed hold its last observed position; steps past the
+        end of the scene continue at the last logged velocity, so a plan never demands an
+        artificial stop just because the recording ended.
+        """
         b, n = state.valid.shape
-        steps = state.step.view(b, 1) + torch.arange(1, horizon + 1, device=state.step.device)
+        dev = state.step.device
+        steps = state.step.view(b, 1) + torch.arange(1, horizon + 1, device=dev)
         last = self._g(self.batch.num_steps).view(b, 1) - 1
-        t = torch.minimum(steps, last)
-        path = self._g(self.batch.path_xy_m)  # gap-filled, so invalid steps hold position
-        idx = t.view(b, 1, horizon, 1).expand(b, n, horizon, 2)
-        return torch.gather(path, 2, idx)
+        t = torch.minimum(steps, last).view(b, 1, horizon)
+        u = self.scene_of.view(b, 1, 1)
+        obj = torch.arange(n, device=dev).view(1, n, 1)
+        xy = self.batch.log_xy_filled_m[u, obj, t]
+        over = (steps - last).clamp_min(0).view(b, 1, horizon, 1).float() * self.dt_s
+        end = last.view(b, 1)
+        v = self.batch.log_speed_mps[u[..., 0], obj[..., 0], end]  # (B, N)
+        h = self.batch.log_heading_rad[u[..., 0], obj[..., 0], end]
+        vel = (v.unsqueeze(-1) * torch.stack([torch.cos(h), torch.sin(h)], -1)).unsqueeze(2)
+        return xy + over * vel

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -26,6 +27,9 @@ class SimState:
         reactive: ``(B, N)`` driven by IDM along its logged path.
         path_s_m: ``(B, N)`` arc length travelled along the logged path (reactive agents).
         stop_wait_s: ``(B, N)`` time a reactive agent has been halted at a stop sign.
+        neighbours: ``(B, N, C)`` int64 nearest objects ahead of each object (leader
+            candidates), refreshed every few steps.
+        neighbour_age: steps since ``neighbours`` was computed.
     """
 
     step: torch.Tensor
@@ -39,6 +43,8 @@ class SimState:
     reactive: torch.Tensor
     path_s_m: torch.Tensor
     stop_wait_s: torch.Tensor
+    neighbours: torch.Tensor
+    neighbour_age: int = 0
 
     @property
     def batch_size(self) -> int:
@@ -48,13 +54,16 @@ class SimState:
     def num_objects(self) -> int:
         return int(self.xy_m.shape[1])
 
-    def replace(self, **changes: torch.Tensor) -> SimState:
+    def replace(self, **changes: Any) -> SimState:
+        """A copy with some fields replaced."""
         return dataclasses.replace(self, **changes)
 
     def validate(self) -> None:
         b, n = self.valid.shape
         for f in dataclasses.fields(self):
             t = getattr(self, f.name)
+            if f.name in ("neighbours", "neighbour_age"):
+                continue
             want = (b,) if f.name == "step" else (b, n, 2) if f.name == "xy_m" else (b, n)
             if tuple(t.shape) != want:
                 raise CordilleraError(

@@ -20,6 +20,7 @@ SIGN_HEADING_TOLERANCE_RAD = torch.pi / 4
 STOPPED_SPEED_MPS = 0.3
 STOP_SIGN_HALT_DISTANCE_M = 3.0
 FAR_GAP_M = 1e4
+PARKED_SPEED_MPS = 0.5
 
 
 def path_lookup(
@@ -28,17 +29,17 @@ def path_lookup(
     s_query_m: torch.Tensor,
     path_heading_rad: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Positions ``(B, N, K, 2)`` and headings ``(B, N, K)`` at arc lengths ``(B, N, K)``.
+    """Positions ``(B, M, K, 2)`` and headings ``(B, M, K)`` at arc lengths ``(B, M, K)`` along
+    arbitrary polylines ``path_xy_m`` ``(B, M, P, 2)`` with non-decreasing ``path_s_m``.
 
-    ``path_xy_m`` is ``(B, N, P, 2)`` with non-decreasing ``path_s_m`` ``(B, N, P)``; queries
-    beyond the ends clamp to the end points. Headings interpolate ``path_heading_rad``
-    ``(B, N, P)`` when given (logged headings are steadier than finite differences of slow,
-    jittery positions), else the segment direction.
+    Queries beyond the ends clamp to the end points. Headings interpolate ``path_heading_rad``
+    ``(B, M, P)`` when given, else follow the segment direction. (Reactive agents use the
+    faster uniform-spacing :func:`uniform_path_lookup`.)
     """
     p = path_s_m.shape[-1]
     idx = torch.searchsorted(path_s_m.contiguous(), s_query_m.contiguous(), right=True)
-    hi = idx.clamp(1, p - 1)
-    lo = hi - 1
+    hi = idx.clamp(1, max(p - 1, 1))
+    lo = (hi - 1).clamp_min(0)
     s0 = torch.gather(path_s_m, -1, lo)
     s1 = torch.gather(path_s_m, -1, hi)
     t = ((s_query_m - s0) / (s1 - s0).clamp_min(1e-6)).clamp(0.0, 1.0)
@@ -51,6 +52,59 @@ def path_lookup(
     h0 = torch.gather(path_heading_rad, -1, lo)
     h1 = torch.gather(path_heading_rad, -1, hi)
     return xy, h0 + t * wrap_angle(h1 - h0)
+
+
+def uniform_path_lookup(
+    batch: SceneBatch, scene_of: torch.Tensor, s_query_m: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions ``(B, N, K, 2)`` and headings ``(B, N, K)`` on every object's logged path.
+
+    ``s_query_m`` is ``(B, N, K)`` arc length. Paths are resampled at a uniform spacing, so
+    the lookup is an index computation plus a gather straight from the per-scene table — no
+    search and no per-rollout copy of the paths.
+    """
+    b, n, _ = s_query_m.shape
+    spacing = batch.path_spacing_m
+    count = batch.path_num_points.index_select(0, scene_of).unsqueeze(-1)  # (B, N, 1)
+    f = (s_query_m / spacing).clamp_min(0.0)
+    i0 = f.floor().long().clamp(max=(count - 2).clamp_min(0))
+    frac = (f - i0.float()).clamp(0.0, 1.0)
+    i1 = (i0 + 1).clamp(max=(count - 1).clamp_min(0))
+    u = scene_of.view(b, 1, 1)
+    obj = torch.arange(n, device=s_query_m.device).view(1, n, 1)
+    p0 = batch.path_xyh[u, obj, i0]  # (B, N, K, 3)
+    p1 = batch.path_xyh[u, obj, i1]
+    xy = p0[..., :2] + frac.unsqueeze(-1) * (p1[..., :2] - p0[..., :2])
+    heading = p0[..., 2] + frac * wrap_angle(p1[..., 2] - p0[..., 2])
+    return xy, heading
+
+
+def select_neighbours(
+    xy_m: torch.Tensor,
+    heading_rad: torch.Tensor,
+    valid: torch.Tensor,
+    length_m: torch.Tensor,
+    count: int,
+    radius_m: float,
+) -> torch.Tensor:
+    """``(B, N, C)`` indices of the nearest valid objects ahead of each object (self excluded).
+
+    Slots with no object hold the object's own index (ignored later because the distance to
+    oneself on one's own path is never a gap ahead). Recomputed every few steps: a neighbour
+    list (Verlet list) keeps the per-step cost at O(N·C) instead of O(N²).
+    """
+    b, n = valid.shape
+    rel = xy_m.unsqueeze(1) - xy_m.unsqueeze(2)  # (B, N_agent, N_other, 2)
+    dist = torch.linalg.vector_norm(rel, dim=-1)
+    c, s = torch.cos(heading_rad).unsqueeze(-1), torch.sin(heading_rad).unsqueeze(-1)
+    fwd = rel[..., 0] * c + rel[..., 1] * s
+    eye = torch.eye(n, dtype=torch.bool, device=xy_m.device).unsqueeze(0)
+    usable = valid.unsqueeze(1) & ~eye & (fwd > -length_m.unsqueeze(1)) & (dist < radius_m)
+    dist = torch.where(usable, dist, torch.inf)
+    k = min(count, n)
+    d, idx = torch.topk(dist, k, dim=-1, largest=False)
+    own = torch.arange(n, device=xy_m.device).view(1, n, 1).expand(b, n, k)
+    return torch.where(torch.isfinite(d), idx, own)
 
 
 def idm_acceleration(
@@ -112,131 +166,102 @@ def reactive_step(
     reactive: torch.Tensor,
     path_s_m: torch.Tensor,
     stop_wait_s: torch.Tensor,
+    neighbours: torch.Tensor,
     desired_speed_mps: torch.Tensor,
+    size_lw_m: torch.Tensor,
     cfg: IdmConfig,
 ) -> tuple[torch.Tensor, ...]:
     """One IDM step for the reactive agents. Other agents' entries are returned unchanged.
 
     All tensors are ``(B, N[, 2])`` in the local frame; ``step`` ``(B,)`` is the log step of the
-    current state (signals are read there). Returns new ``xy, heading, speed, accel, path_s,
-    stop_wait``.
+    current state (signals are read there); ``neighbours`` ``(B, N, C)`` from
+    :func:`select_neighbours`. Returns new ``xy, heading, speed, accel, path_s, stop_wait``.
     """
     dt = batch.dt_s
     b, n = valid.shape
     dev = xy_m.device
-    size = _gather_scene(batch.size_lw_m, scene_of)  # (B, N, 2)
-    path_xy = _gather_scene(batch.path_xy_m, scene_of)  # (B, N, P, 2)
-    path_s = _gather_scene(batch.path_s_m, scene_of)
-    path_h = _gather_scene(batch.path_heading_rad, scene_of)
+    length, width = size_lw_m[..., 0], size_lw_m[..., 1]
 
     # Sample each agent's path ahead.
     k = cfg.num_path_samples
-    ahead = torch.linspace(0.0, cfg.lookahead_m, k, device=dev)
-    sample_rel = ahead.expand(b, n, k)
-    pts, pts_heading = path_lookup(path_xy, path_s, path_s_m.unsqueeze(-1) + sample_rel, path_h)
+    sample_rel = torch.linspace(0.0, cfg.lookahead_m, k, device=dev).expand(b, n, k)
+    pts, pts_heading = uniform_path_lookup(batch, scene_of, path_s_m.unsqueeze(-1) + sample_rel)
 
-    # Leader candidates: nearest valid objects in front (cheap prefilter before path tests).
-    rel = xy_m.unsqueeze(1) - xy_m.unsqueeze(2)  # (B, N_agent, N_other, 2)
-    dist = torch.linalg.vector_norm(rel, dim=-1)
-    fwd = rel[..., 0] * torch.cos(heading_rad).unsqueeze(-1) + rel[..., 1] * torch.sin(
-        heading_rad
-    ).unsqueeze(-1)
-    eye = torch.eye(n, dtype=torch.bool, device=dev).unsqueeze(0)
-    usable = (
-        valid.unsqueeze(1) & ~eye & (fwd > -size[..., 0:1] / 2) & (dist < cfg.lookahead_m + 10.0)
-    )
-    dist = torch.where(usable, dist, torch.inf)
-    kc = min(cfg.num_candidates, n)
-    cand_d, cand = torch.topk(dist, kc, dim=-1, largest=False)  # (B, N, C)
-    cand_ok = torch.isfinite(cand_d)
-    cxy = torch.gather(
-        xy_m.unsqueeze(1).expand(b, n, n, 2), 2, cand.unsqueeze(-1).expand(b, n, kc, 2)
-    )
-    cw = torch.gather(size[..., 1].unsqueeze(1).expand(b, n, n), 2, cand)
-    cl = torch.gather(size[..., 0].unsqueeze(1).expand(b, n, n), 2, cand)
-    cv = torch.gather(speed_mps.unsqueeze(1).expand(b, n, n), 2, cand)
-    ch = torch.gather(heading_rad.unsqueeze(1).expand(b, n, n), 2, cand)
-    # Distance of every candidate to every path sample: (B, N, C, K).
-    dd = torch.linalg.vector_norm(cxy.unsqueeze(3) - pts.unsqueeze(2), dim=-1)
-    reach = 0.5 * (size[..., 1].unsqueeze(-1) + cw) + cfg.lateral_margin_m
-    on_path = (dd < reach.unsqueeze(-1)) & cand_ok.unsqueeze(-1)
+    # Leader: the first neighbour whose box reaches the path ahead.
+    c = neighbours.shape[-1]
+    flat = neighbours.reshape(b, n * c)
+    cxy = torch.gather(xy_m, 1, flat.unsqueeze(-1).expand(b, n * c, 2)).view(b, n, c, 2)
+    cw = torch.gather(width, 1, flat).view(b, n, c)
+    cl = torch.gather(length, 1, flat).view(b, n, c)
+    cv = torch.gather(speed_mps, 1, flat).view(b, n, c)
+    ch = torch.gather(heading_rad, 1, flat).view(b, n, c)
+    cok = torch.gather(valid, 1, flat).view(b, n, c)
+    cok &= neighbours != torch.arange(n, device=dev).view(1, n, 1)
+    dd = torch.linalg.vector_norm(cxy.unsqueeze(3) - pts.unsqueeze(2), dim=-1)  # (B, N, C, K)
+    reach = 0.5 * (width.unsqueeze(-1) + cw) + cfg.lateral_margin_m
+    on_path = (dd < reach.unsqueeze(-1)) & cok.unsqueeze(-1)
     first_s = torch.where(on_path, sample_rel.unsqueeze(2), FAR_GAP_M).amin(-1)  # (B, N, C)
-    gap = first_s - 0.5 * (size[..., 0].unsqueeze(-1) + cl)
-    # Leader speed along the path tangent where it was hit.
+    gap = first_s - 0.5 * (length.unsqueeze(-1) + cl)
     lead_gap, lead = gap.min(dim=-1)
     lead_speed = torch.gather(cv, 2, lead.unsqueeze(-1)).squeeze(-1)
     lead_heading = torch.gather(ch, 2, lead.unsqueeze(-1)).squeeze(-1)
     lead_speed = lead_speed * torch.cos(wrap_angle(lead_heading - heading_rad))
-    has_leader = lead_gap < FAR_GAP_M / 2
+    has_leader = first_s.amin(-1) < FAR_GAP_M / 2
     closing = torch.where(has_leader, speed_mps - lead_speed, 0.0)
 
     # Traffic lights: red must stop; yellow stops when a comfortable stop is still possible.
-    t = step.clamp(max=batch.max_steps - 1)
-    sig_state = _gather_scene(batch.signal_state, scene_of)  # (B, S, T)
-    sig_now = torch.gather(sig_state, 2, t.view(b, 1, 1).expand(b, sig_state.shape[1], 1))[..., 0]
-    red = (sig_now == SignalState.RED) | (sig_now == SignalState.FLASHING_RED)
-    yellow = sig_now == SignalState.YELLOW
-    sig_valid = _gather_scene(batch.signal_valid, scene_of)
-    half_len = 0.5 * size[..., 0]
-    light_gap_red = (
-        _sign_gaps(
-            pts,
-            pts_heading,
-            sample_rel,
-            _gather_scene(batch.signal_xy_m, scene_of),
-            _gather_scene(batch.signal_heading_rad, scene_of),
-            red & sig_valid,
-        )
-        - half_len
-    )
-    light_gap_yel = (
-        _sign_gaps(
-            pts,
-            pts_heading,
-            sample_rel,
-            _gather_scene(batch.signal_xy_m, scene_of),
-            _gather_scene(batch.signal_heading_rad, scene_of),
-            yellow & sig_valid,
-        )
-        - half_len
-    )
-    can_stop = light_gap_yel > speed_mps.clamp_min(0) ** 2 / (2 * cfg.comfort_decel_mps2)
-    light_gap_yel = torch.where(can_stop, light_gap_yel, FAR_GAP_M)
-    # A light only binds an agent that has not yet reached it.
-    light_gap = torch.minimum(light_gap_red, light_gap_yel)
-    light_gap = torch.where(light_gap > -half_len, light_gap, FAR_GAP_M)
+    half_len = 0.5 * length
+    static_gap = torch.full_like(speed_mps, FAR_GAP_M)
+    if batch.signal_xy_m.shape[1]:
+        t = step.clamp(max=batch.max_steps - 1)
+        s_count = batch.signal_xy_m.shape[1]
+        sig_now = batch.signal_state[
+            scene_of.view(b, 1), torch.arange(s_count, device=dev), t.view(b, 1)
+        ]  # (B, S)
+        sig_valid = _gather_scene(batch.signal_valid, scene_of)
+        sig_xy = _gather_scene(batch.signal_xy_m, scene_of)
+        sig_h = _gather_scene(batch.signal_heading_rad, scene_of)
+        red = ((sig_now == SignalState.RED) | (sig_now == SignalState.FLASHING_RED)) & sig_valid
+        yellow = (sig_now == SignalState.YELLOW) & sig_valid
+        gap_red = _sign_gaps(pts, pts_heading, sample_rel, sig_xy, sig_h, red) - half_len
+        gap_yel = _sign_gaps(pts, pts_heading, sample_rel, sig_xy, sig_h, yellow) - half_len
+        can_stop = gap_yel > speed_mps.clamp_min(0) ** 2 / (2 * cfg.comfort_decel_mps2)
+        light_gap = torch.minimum(gap_red, torch.where(can_stop, gap_yel, FAR_GAP_M))
+        static_gap = torch.where(light_gap > -half_len, light_gap, FAR_GAP_M)
 
     # Stop signs: halt, wait, then proceed.
-    sign_gap = (
-        _sign_gaps(
-            pts,
-            pts_heading,
-            sample_rel,
-            _gather_scene(batch.stop_sign_xy_m, scene_of),
-            _gather_scene(batch.stop_sign_heading_rad, scene_of),
-            _gather_scene(batch.stop_sign_valid, scene_of),
+    new_wait = torch.zeros_like(stop_wait_s)
+    if batch.stop_sign_xy_m.shape[1]:
+        sign_gap = (
+            _sign_gaps(
+                pts,
+                pts_heading,
+                sample_rel,
+                _gather_scene(batch.stop_sign_xy_m, scene_of),
+                _gather_scene(batch.stop_sign_heading_rad, scene_of),
+                _gather_scene(batch.stop_sign_valid, scene_of),
+            )
+            - half_len
         )
-        - half_len
-    )
-    waited = stop_wait_s >= cfg.stop_sign_wait_s
-    near_sign = sign_gap < STOP_SIGN_HALT_DISTANCE_M
-    halted = near_sign & (speed_mps.abs() < STOPPED_SPEED_MPS)
-    new_wait = torch.where(
-        halted | (waited & (sign_gap < 2 * STOP_SIGN_HALT_DISTANCE_M)),
-        stop_wait_s + dt,
-        torch.zeros_like(stop_wait_s),
-    )
-    sign_gap = torch.where(waited, FAR_GAP_M, sign_gap + 1.0)  # stop ~1 m before the sign
+        waited = stop_wait_s >= cfg.stop_sign_wait_s
+        near_sign = sign_gap < STOP_SIGN_HALT_DISTANCE_M
+        halted = near_sign & (speed_mps.abs() < STOPPED_SPEED_MPS)
+        keep_counting = halted | (waited & (sign_gap < 2 * STOP_SIGN_HALT_DISTANCE_M))
+        new_wait = torch.where(keep_counting, stop_wait_s + dt, new_wait)
+        sign_gap = torch.where(waited, FAR_GAP_M, sign_gap + 1.0)  # halt ~1 m before the sign
+        static_gap = torch.minimum(static_gap, sign_gap)
 
-    static_gap = torch.minimum(light_gap, sign_gap)
-    use_static = static_gap < torch.where(has_leader, lead_gap, FAR_GAP_M)
-    gap_all = torch.where(use_static, static_gap, torch.where(has_leader, lead_gap, FAR_GAP_M))
+    lead_or_far = torch.where(has_leader, lead_gap, FAR_GAP_M)
+    use_static = static_gap < lead_or_far
+    gap_all = torch.where(use_static, static_gap, lead_or_far)
     closing_all = torch.where(use_static, speed_mps, closing)
     accel = idm_acceleration(speed_mps, desired_speed_mps, gap_all, closing_all, cfg)
+    # Parked agents (no speed in their log) stay parked.
+    accel = torch.where(desired_speed_mps < PARKED_SPEED_MPS, -speed_mps / dt, accel)
     v_new = (speed_mps + accel * dt).clamp_min(0.0)
     accel = (v_new - speed_mps) / dt
     s_new = path_s_m + 0.5 * (speed_mps.clamp_min(0.0) + v_new) * dt
-    new_xy, new_heading = path_lookup(path_xy, path_s, s_new.unsqueeze(-1), path_h)
+    new_xy, new_heading = uniform_path_lookup(batch, scene_of, s_new.unsqueeze(-1))
     new_xy, new_heading = new_xy.squeeze(-2), wrap_angle(new_heading.squeeze(-1))
 
     r = reactive & valid

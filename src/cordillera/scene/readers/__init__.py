@@ -8,7 +8,7 @@ any defect. :func:`find_sources` walks a file or folder and returns every source
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from cordillera.errors import SceneFormatError, UnknownFormatError
@@ -46,16 +46,20 @@ def detect_format(path: str | Path) -> str:
         return "commonroad"
     if name.endswith(".parquet") and name.startswith("scenario_"):
         return "av2-forecasting"
-    raise UnknownFormatError("unrecognised file type (expected .pkl, .xml, .parquet, "
-                             ".scene.safetensors or an Argoverse 2 folder)", path=p)
+    raise UnknownFormatError(
+        "unrecognised file type (expected .pkl, .xml, .parquet, "
+        ".scene.safetensors or an Argoverse 2 folder)",
+        path=p,
+    )
 
 
 def find_sources(path: str | Path, fmt: str | None = None) -> list[tuple[Path, str]]:
     """Every scene source under ``path`` (itself if it is one), sorted, with its format."""
     root = Path(path)
     if fmt is not None and fmt not in FORMATS:
-        raise UnknownFormatError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}",
-                                 path=root)
+        raise UnknownFormatError(
+            f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}", path=root
+        )
     if not root.exists():
         raise SceneFormatError("no such file or folder", path=root)
     if root.is_file() or _is_av2_forecasting_dir(root) or _is_av2_sensor_dir(root):
@@ -108,6 +112,29 @@ def _reader(fmt: str) -> Callable[[Path], Scene]:
 
         return load_scene
     raise UnknownFormatError(f"unknown format {fmt!r}")
+
+
+def read_all(
+    path: str | Path,
+    fmt: str | None = None,
+    on_skip: Callable[[Path, UnknownFormatError], None] | None = None,
+) -> Iterator[tuple[Path, Scene]]:
+    """Every scene under ``path``, read in order, as ``(source, scene)`` pairs.
+
+    When ``path`` is a folder, files that turn out not to be scenes at all (index pickles,
+    evaluation pickles beside the scenes) are skipped and reported to ``on_skip``; every other
+    defect raises. A single file given directly is always read or rejected.
+    """
+    root = Path(path)
+    sources = find_sources(root, fmt)
+    for source, source_fmt in sources:
+        try:
+            yield source, read_scene(source, source_fmt)
+        except UnknownFormatError as e:
+            if not root.is_dir():
+                raise
+            if on_skip is not None:
+                on_skip(source, e)
 
 
 def read_scene(path: str | Path, fmt: str | None = None) -> Scene:

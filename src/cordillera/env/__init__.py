@@ -1,0 +1,1 @@
+"""Gymnasium interfaces over the simulator: single-scene, natively batched, and self-play."""
