@@ -7,6 +7,7 @@ import typer
 from cordillera.cli.demo import demo
 from cordillera.cli.render import render
 from cordillera.cli.scenes import scenes_app
+from cordillera.cli.simulate import simulate
 
 app = typer.Typer(
     name="cordillera",
@@ -17,6 +18,7 @@ app = typer.Typer(
 app.add_typer(scenes_app, name="scenes")
 app.command()(demo)
 app.command()(render)
+app.command()(simulate)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from cordillera.scene.types import ObjectType, SignalState
 from cordillera.sim.batch import SceneBatch
 from cordillera.sim.dynamics import wrap_angle
 from cordillera.sim.state import SimState
-from cordillera.sim.traffic import path_lookup
+from cordillera.sim.traffic import uniform_path_lookup
 
 EGO_FEATURES = 7
 OBJECT_FEATURES = 11
@@ -171,14 +171,14 @@ class Observer:
         self,
         state: SimState,
         agent_index: torch.Tensor,
-        route_xy_m: torch.Tensor,
-        route_s_m: torch.Tensor,
         route_progress_m: torch.Tensor,
+        route_length_m: torch.Tensor,
     ) -> torch.Tensor:
         """``(B, M, D)`` observations of agents ``agent_index`` ``(B, M)``.
 
-        ``route_xy_m`` ``(B, M, R, 2)`` / ``route_s_m`` ``(B, M, R)`` is each agent's route and
-        ``route_progress_m`` ``(B, M)`` its arc length along it now.
+        An agent's route is its logged path (where the recorded driver went, extended
+        straight ahead); ``route_progress_m`` ``(B, M)`` is its arc length along it now and
+        ``route_length_m`` ``(B, M)`` the logged part's length.
         """
         cfg = self.config
         b, m = agent_index.shape
@@ -188,7 +188,7 @@ class Observer:
         heading = state.heading_rad[ar, agent_index]
         size = self.batch.size_lw_m.index_select(0, g)  # (B, N, 2)
         own_size = size[ar, agent_index]
-        route_len = route_s_m[..., -1]
+        route_len = route_length_m
         ego = torch.stack(
             [
                 state.speed_mps[ar, agent_index],
@@ -268,7 +268,7 @@ class Observer:
         ahead = route_progress_m.unsqueeze(-1) + cfg.route_spacing_m * torch.arange(
             1, cfg.num_route_points + 1, device=xy.device
         )
-        rxy, _ = path_lookup(route_xy_m, route_s_m, ahead)
+        rxy, _ = uniform_path_lookup(self.batch, g, ahead, agent_index)
         qx, qy = _to_frame(rxy, xy, heading)
         route = torch.stack([qx, qy], -1)
 

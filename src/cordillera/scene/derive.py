@@ -7,6 +7,9 @@ import numpy.typing as npt
 
 from cordillera.scene.model import RoadMap, Route, Tracks
 
+_QUERY_CHUNK = 32
+_SEARCH_MARGIN_M = 30.0
+
 
 def nearest_lane(
     road_map: RoadMap, xy_m: npt.NDArray[np.float64], heading_rad: npt.NDArray[np.float64]
@@ -34,17 +37,28 @@ def nearest_lane(
     ab_len2 = np.maximum((ab**2).sum(-1), 1e-12)
     best = np.full(q, -1, np.int32)
     best_d = np.full(q, np.inf)
-    chunk = max(1, 2_000_000 // max(len(a), 1))  # bound the (Q, S) temporaries
-    for lo in range(0, q, chunk):
-        p = xy_m[lo : lo + chunk, None, :]
-        t = np.clip(((p - a2) * ab).sum(-1) / ab_len2, 0.0, 1.0)
-        d = np.linalg.norm(a2 + t[..., None] * ab - p, axis=-1)
-        dh = np.angle(np.exp(1j * (seg_heading[None] - heading_rad[lo : lo + chunk, None])))
+    seg_lo = np.minimum(a2, b[:, :2])
+    seg_hi = np.maximum(a2, b[:, :2])
+    # Queries come in driving order, so a run of consecutive ones covers a small area: test
+    # only the segments whose bounding box lies near that run's bounding box.
+    for lo in range(0, q, _QUERY_CHUNK):
+        p2 = xy_m[lo : lo + _QUERY_CHUNK]
+        near = np.all(seg_lo <= p2.max(0) + _SEARCH_MARGIN_M, axis=1) & np.all(
+            seg_hi >= p2.min(0) - _SEARCH_MARGIN_M, axis=1
+        )
+        idx = np.nonzero(near)[0]
+        if len(idx) == 0:
+            continue
+        p = p2[:, None, :]
+        t = np.clip(((p - a2[idx]) * ab[idx]).sum(-1) / ab_len2[idx], 0.0, 1.0)
+        d = np.linalg.norm(a2[idx] + t[..., None] * ab[idx] - p, axis=-1)
+        h = heading_rad[lo : lo + _QUERY_CHUNK, None]
+        dh = np.angle(np.exp(1j * (seg_heading[idx][None] - h)))
         d = np.where(np.abs(dh) <= np.pi / 2, d, np.inf)
         k = d.argmin(axis=1)
         dk = d[np.arange(len(k)), k]
-        best[lo : lo + chunk] = np.where(np.isfinite(dk), owner[k], -1)
-        best_d[lo : lo + chunk] = dk
+        best[lo : lo + _QUERY_CHUNK] = np.where(np.isfinite(dk), owner[idx][k], -1)
+        best_d[lo : lo + _QUERY_CHUNK] = dk
     return best, best_d
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import shapely
 import torch
 from PIL import Image, ImageDraw
 
@@ -27,7 +28,10 @@ from cordillera.sim.grids import GridFrame, make_grid_frame, rasterize_polygons,
 F64 = npt.NDArray[np.float64]
 LANE_SAMPLE_SPACING_M = 1.0
 ROUTE_SAMPLE_SPACING_M = 1.0
-LANE_DRIVABLE_WIDTH_M = 4.0
+# Where a map's drivable layer is incomplete, lanes count as drivable this wide (a lane plus
+# its shoulder); see _drivable_grid.
+LANE_DRIVABLE_WIDTH_M = 5.0
+MIN_LANE_COVERAGE = 0.98
 PATH_EXTENSION_M = 100.0
 PATH_SPACING_M = 0.5
 
@@ -220,11 +224,7 @@ def _scene_arrays(scene: Scene) -> dict[str, npt.NDArray[np.generic]]:
     ss_h = _lane_heading_at(scene, m.stop_sign_lane, ss_xy, origin)
     lo, hi = scene_extent_xy(scene, origin)
     frame = make_grid_frame(lo, hi)
-    # Every lane is drivable at least one lane wide: some exports (nuScenes through
-    # ScenarioNet) carry lane polygons that leave junctions and connectors uncovered.
-    drivable = _rasterize_lanes(m.lanes, origin, frame)
-    if len(m.drivable_areas):
-        drivable = drivable | rasterize_polygons(m.drivable_areas, origin, frame)
+    drivable = _drivable_grid(m.drivable_areas, m.lanes, lane_xy, origin, frame)
     crosswalk = rasterize_polygons(m.crosswalks, origin, frame)
     return {
         "origin_world_xy_m": origin,
@@ -342,16 +342,49 @@ def _lane_heading_at(
     return out
 
 
+def _drivable_grid(
+    areas: Polylines,
+    lanes: Polylines,
+    lane_xy: F64,
+    origin: npt.NDArray[np.float64],
+    frame: GridFrame,
+) -> npt.NDArray[np.bool_]:
+    """The drivable-area grid: the map's drivable polygons, completed from the lanes when
+    they leave lanes uncovered.
+
+    Some exports carry an incomplete drivable layer (ScenarioNet's nuScenes has lane
+    polygons only, without junction connectors); when fewer than ``MIN_LANE_COVERAGE`` of
+    the lane centerline samples lie on it, every lane also counts as drivable
+    ``LANE_DRIVABLE_WIDTH_M`` wide. Complete layers (Argoverse 2, CommonRoad, generated
+    scenes) are used as they are.
+    """
+    grid = rasterize_polygons(areas, origin, frame) if len(areas) else None
+    if grid is not None and len(lane_xy):
+        ij = np.floor((lane_xy - frame.origin_xy_m) / frame.resolution_m).astype(np.int64)
+        h, w = frame.shape_hw
+        inside = (ij[:, 0] >= 0) & (ij[:, 0] < w) & (ij[:, 1] >= 0) & (ij[:, 1] < h)
+        covered = np.zeros(len(ij), bool)
+        covered[inside] = grid[ij[inside, 1], ij[inside, 0]]
+        if covered.mean() >= MIN_LANE_COVERAGE:
+            return grid
+    lanes_grid = _rasterize_lanes(lanes, origin, frame)
+    return lanes_grid if grid is None else grid | lanes_grid
+
+
 def _rasterize_lanes(
     lanes: Polylines, origin: npt.NDArray[np.float64], frame: GridFrame
 ) -> npt.NDArray[np.bool_]:
-    """Drivable grid from lane centerlines drawn ``LANE_DRIVABLE_WIDTH_M`` wide."""
+    """Drivable grid from lane centerlines buffered to ``LANE_DRIVABLE_WIDTH_M``."""
     h, w = frame.shape_hw
     img = Image.new("1", (w, h), 0)
     draw = ImageDraw.Draw(img)
-    width_px = max(1, round(LANE_DRIVABLE_WIDTH_M / frame.resolution_m))
-    for k in range(len(lanes)):
-        line = (lanes[k][:, :2] - origin - frame.origin_xy_m) / frame.resolution_m
-        if len(line) >= 2:
-            draw.line([tuple(p) for p in line.tolist()], fill=1, width=width_px, joint="curve")
+    half = LANE_DRIVABLE_WIDTH_M / 2
+    for k in range(len(lanes)):  # load time only
+        line = lanes[k][:, :2] - origin - frame.origin_xy_m
+        if len(line) < 2:
+            continue
+        area = shapely.LineString(line).buffer(half, quad_segs=4)
+        for poly in getattr(area, "geoms", [area]):
+            ring = np.asarray(poly.exterior.coords) / frame.resolution_m
+            draw.polygon([tuple(p) for p in ring.tolist()], fill=1, outline=1)
     return np.asarray(img, dtype=bool)

@@ -105,8 +105,8 @@ class TrackerConfig:
         lateral_lookahead_steps: waypoint pursued for the curvature.
     """
 
-    longitudinal_lookahead_steps: int = 3
-    lateral_lookahead_steps: int = 3
+    longitudinal_lookahead_steps: int = 10
+    lateral_lookahead_steps: int = 5
 
     def __post_init__(self) -> None:
         for name in ("longitudinal_lookahead_steps", "lateral_lookahead_steps"):

@@ -99,26 +99,28 @@ def track_plan(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Controls that track a plan of future waypoints ``(..., K, 2)`` spaced ``dt_s`` apart.
 
-    Longitudinal: the constant acceleration that covers the plan's arc length to waypoint
-    ``longitudinal_lookahead`` in that many steps (``d = v τ + a τ² / 2``). Lateral: pure
-    pursuit of waypoint ``lateral_lookahead`` (``κ = 2 sin α / L``). With both lookaheads at 1
-    this is the exact inverse of :func:`integrate`; longer lookaheads filter noise in logged
-    waypoints and speeds, as a real tracker does. The plan is re-issued every step from the
-    current state (receding horizon), so deviations are corrected; controls are clipped to the
-    vehicle's limits, so an infeasible plan is followed as closely as physics allows.
+    Longitudinal: the constant acceleration that covers the distance to waypoint
+    ``longitudinal_lookahead`` in that many steps (``d = v τ + a τ² / 2``, with ``d`` the
+    straight-line distance, negative for a waypoint behind). Lateral: pure pursuit of waypoint
+    ``lateral_lookahead`` (``κ = 2 sin α / L``). With both lookaheads at 1 this is the exact
+    inverse of :func:`integrate`; longer lookaheads filter noise in logged waypoints and
+    speeds, as a real tracker does. The plan is re-issued every step from the current state
+    (receding horizon), so deviations are corrected; controls are clipped to the vehicle's
+    limits, so an infeasible plan is followed as closely as physics allows.
     """
     k = plan_xy_m.shape[-2]
     jl = min(max(longitudinal_lookahead, 1), k)
     jt = min(max(lateral_lookahead, 1), k)
-    pts = torch.cat([xy_m.unsqueeze(-2), plan_xy_m[..., :jl, :]], dim=-2)
-    seg = torch.linalg.vector_norm(torch.diff(pts, dim=-2), dim=-1)
-    # Signed progress: segments pointing backwards relative to the heading count negative.
-    d_first = plan_xy_m[..., 0, :] - xy_m
-    fwd = d_first[..., 0] * torch.cos(heading_rad) + d_first[..., 1] * torch.sin(heading_rad)
-    sign = torch.where(fwd < -1e-3, -1.0, 1.0)
-    dist = sign * seg.sum(-1)
+    # A chord, not the summed arc: a glitch in a logged path (a point that jumps back and
+    # forth) must not read as extra distance to cover.
+    d_long = plan_xy_m[..., jl - 1, :] - xy_m
+    c, s = torch.cos(heading_rad), torch.sin(heading_rad)
+    along = d_long[..., 0] * c + d_long[..., 1] * s
+    dist = torch.where(along < 0, -1.0, 1.0) * torch.linalg.vector_norm(d_long, dim=-1)
     tau = jl * dt_s
     accel = 2.0 * (dist - speed_mps * tau) / tau**2
+    d_first = plan_xy_m[..., 0, :] - xy_m
+    sign = torch.where(d_first[..., 0] * c + d_first[..., 1] * s < -1e-3, -1.0, 1.0)
     target = plan_xy_m[..., jt - 1, :]
     d = target - xy_m
     look = torch.linalg.vector_norm(d, dim=-1)

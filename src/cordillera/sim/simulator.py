@@ -257,8 +257,8 @@ class Simulator:
         — the log-replay plan.
 
         Steps where an object is not observed hold its last observed position; steps past the
-        end of the scene continue at the last logged velocity, so a plan never demands an
-        artificial stop just because the recording ended.
+        end of the scene continue at the velocity of the last two logged positions, so a plan
+        never demands an artificial stop just because the recording ended.
         """
         b, n = state.valid.shape
         dev = state.step.device
@@ -268,9 +268,8 @@ class Simulator:
         u = self.scene_of.view(b, 1, 1)
         obj = torch.arange(n, device=dev).view(1, n, 1)
         xy = self.batch.log_xy_filled_m[u, obj, t]
-        over = (steps - last).clamp_min(0).view(b, 1, horizon, 1).float() * self.dt_s
+        over = (steps - last).clamp_min(0).view(b, 1, horizon, 1).float()
         end = last.view(b, 1)
-        v = self.batch.log_speed_mps[u[..., 0], obj[..., 0], end]  # (B, N)
-        h = self.batch.log_heading_rad[u[..., 0], obj[..., 0], end]
-        vel = (v.unsqueeze(-1) * torch.stack([torch.cos(h), torch.sin(h)], -1)).unsqueeze(2)
-        return xy + over * vel
+        p1 = self.batch.log_xy_filled_m[u[..., 0], obj[..., 0], end]  # (B, N, 2)
+        p0 = self.batch.log_xy_filled_m[u[..., 0], obj[..., 0], (end - 1).clamp_min(0)]
+        return xy + over * (p1 - p0).unsqueeze(2)

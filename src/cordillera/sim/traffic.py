@@ -23,60 +23,55 @@ FAR_GAP_M = 1e4
 PARKED_SPEED_MPS = 0.5
 
 
-def path_lookup(
-    path_xy_m: torch.Tensor,
-    path_s_m: torch.Tensor,
-    s_query_m: torch.Tensor,
-    path_heading_rad: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Positions ``(B, M, K, 2)`` and headings ``(B, M, K)`` at arc lengths ``(B, M, K)`` along
-    arbitrary polylines ``path_xy_m`` ``(B, M, P, 2)`` with non-decreasing ``path_s_m``.
-
-    Queries beyond the ends clamp to the end points. Headings interpolate ``path_heading_rad``
-    ``(B, M, P)`` when given, else follow the segment direction. (Reactive agents use the
-    faster uniform-spacing :func:`uniform_path_lookup`.)
-    """
-    p = path_s_m.shape[-1]
-    idx = torch.searchsorted(path_s_m.contiguous(), s_query_m.contiguous(), right=True)
-    hi = idx.clamp(1, max(p - 1, 1))
-    lo = (hi - 1).clamp_min(0)
-    s0 = torch.gather(path_s_m, -1, lo)
-    s1 = torch.gather(path_s_m, -1, hi)
-    t = ((s_query_m - s0) / (s1 - s0).clamp_min(1e-6)).clamp(0.0, 1.0)
-    x0 = torch.gather(path_xy_m, -2, lo.unsqueeze(-1).expand(*lo.shape, 2))
-    x1 = torch.gather(path_xy_m, -2, hi.unsqueeze(-1).expand(*hi.shape, 2))
-    seg = x1 - x0
-    xy = x0 + t.unsqueeze(-1) * seg
-    if path_heading_rad is None:
-        return xy, torch.atan2(seg[..., 1], seg[..., 0])
-    h0 = torch.gather(path_heading_rad, -1, lo)
-    h1 = torch.gather(path_heading_rad, -1, hi)
-    return xy, h0 + t * wrap_angle(h1 - h0)
-
-
 def uniform_path_lookup(
-    batch: SceneBatch, scene_of: torch.Tensor, s_query_m: torch.Tensor
+    batch: SceneBatch,
+    scene_of: torch.Tensor,
+    s_query_m: torch.Tensor,
+    obj_index: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Positions ``(B, N, K, 2)`` and headings ``(B, N, K)`` on every object's logged path.
+    """Positions ``(B, M, K, 2)`` and headings ``(B, M, K)`` on objects' logged paths.
 
-    ``s_query_m`` is ``(B, N, K)`` arc length. Paths are resampled at a uniform spacing, so
+    ``s_query_m`` is ``(B, M, K)`` arc length along the paths of objects ``obj_index``
+    ``(B, M)`` (default: every object, M = N). Paths are resampled at a uniform spacing, so
     the lookup is an index computation plus a gather straight from the per-scene table — no
     search and no per-rollout copy of the paths.
     """
-    b, n, _ = s_query_m.shape
-    spacing = batch.path_spacing_m
-    count = batch.path_num_points.index_select(0, scene_of).unsqueeze(-1)  # (B, N, 1)
-    f = (s_query_m / spacing).clamp_min(0.0)
-    i0 = f.floor().long().clamp(max=(count - 2).clamp_min(0))
-    frac = (f - i0.float()).clamp(0.0, 1.0)
-    i1 = (i0 + 1).clamp(max=(count - 1).clamp_min(0))
+    b, m, _ = s_query_m.shape
     u = scene_of.view(b, 1, 1)
-    obj = torch.arange(n, device=s_query_m.device).view(1, n, 1)
-    p0 = batch.path_xyh[u, obj, i0]  # (B, N, K, 3)
+    if obj_index is None:
+        obj = torch.arange(m, device=s_query_m.device).view(1, m, 1)
+    else:
+        obj = obj_index.view(b, m, 1)
+    spacing = batch.path_spacing_m
+    count = batch.path_num_points[u[..., 0], obj[..., 0]].unsqueeze(-1)  # (B, M, 1)
+    f = (s_query_m / spacing).clamp_min(0.0)
+    i0 = torch.minimum(f.floor().long(), (count - 2).clamp_min(0))
+    frac = (f - i0.float()).clamp(0.0, 1.0)
+    i1 = torch.minimum(i0 + 1, (count - 1).clamp_min(0))
+    p0 = batch.path_xyh[u, obj, i0]  # (B, M, K, 3)
     p1 = batch.path_xyh[u, obj, i1]
     xy = p0[..., :2] + frac.unsqueeze(-1) * (p1[..., :2] - p0[..., :2])
     heading = p0[..., 2] + frac * wrap_angle(p1[..., 2] - p0[..., 2])
     return xy, heading
+
+
+def track_path_progress(
+    batch: SceneBatch,
+    scene_of: torch.Tensor,
+    obj_index: torch.Tensor,
+    xy_m: torch.Tensor,
+    s_prev_m: torch.Tensor,
+    window_m: float = 6.0,
+) -> torch.Tensor:
+    """``(B, M)`` arc length of positions ``xy_m`` ``(B, M, 2)`` along their objects' logged
+    paths, searched in a window around the previous value ``s_prev_m`` (O(1) per agent)."""
+    spacing = batch.path_spacing_m
+    k = int(2 * window_m / spacing) + 1
+    offsets = torch.linspace(-window_m, window_m, k, device=xy_m.device)
+    cand = (s_prev_m.unsqueeze(-1) + offsets).clamp_min(0.0)
+    pts, _ = uniform_path_lookup(batch, scene_of, cand, obj_index)
+    d = torch.linalg.vector_norm(pts - xy_m.unsqueeze(2), dim=-1)
+    return torch.gather(cand, 2, d.argmin(-1, keepdim=True)).squeeze(-1)
 
 
 def select_neighbours(
