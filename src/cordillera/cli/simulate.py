@@ -27,7 +27,6 @@ def simulate(
     from tqdm import tqdm
 
     from cordillera.scene.readers import find_sources, read_scene
-    from cordillera.sim.checks import compute_checks
     from cordillera.sim.config import SimConfig
     from cordillera.sim.simulator import Simulator
     from cordillera.viz.frames import FrameDrawer, state_frame, write_gif
@@ -49,8 +48,8 @@ def simulate(
     checks = None
     collided = offroad = False
     for i in tqdm(range(steps), desc="simulating", unit="step"):
-        nxt = sim.step_plan(state, sim.log_plan(state))
-        checks = compute_checks(sim.batch, sim.scene_of, agents, state, nxt, checks)
+        nxt = sim.step_plan(state, sim.log_plan(state, agents=agents), agents)
+        checks = sim.checks(agents, state, nxt, checks)
         collided |= bool(checks.at_fault_collision[0, 0])
         offroad |= bool(checks.offroad[0, 0])
         state = nxt

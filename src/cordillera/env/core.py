@@ -19,7 +19,7 @@ from cordillera.env.config import EnvConfig
 from cordillera.env.observations import Observer
 from cordillera.scene.model import Scene
 from cordillera.sim.batch import SceneBatch
-from cordillera.sim.checks import StepChecks, compute_checks
+from cordillera.sim.checks import StepChecks
 from cordillera.sim.runner import agents_of_interest
 from cordillera.sim.simulator import Simulator
 from cordillera.sim.state import SimState
@@ -154,7 +154,7 @@ class DriveCore:
         return acc_n, cur_n
 
     def _plans_from_actions(self, plans_agent: torch.Tensor) -> torch.Tensor:
-        """``(B, M, K, 2)`` agent-frame waypoints → ``(B, N, K, 2)`` local-frame plans."""
+        """``(B, M, K, 2)`` agent-frame waypoints → the same in the local frame."""
         assert self.state is not None
         s = self.state
         b, m = self.agent_index.shape
@@ -162,11 +162,7 @@ class DriveCore:
         h = torch.gather(s.heading_rad, 1, self.agent_index)
         c, sn = torch.cos(h)[..., None], torch.sin(h)[..., None]
         px, py = plans_agent[..., 0], plans_agent[..., 1]
-        world = torch.stack([c * px - sn * py, sn * px + c * py], -1) + xy.unsqueeze(2)
-        k = plans_agent.shape[2]
-        out = self.sim.log_plan(s, horizon=k)
-        idx = self.agent_index.view(b, m, 1, 1).expand(b, m, k, 2)
-        return out.scatter(1, idx, world)
+        return torch.stack([c * px - sn * py, sn * px + c * py], -1) + xy.unsqueeze(2)
 
     def step(self, actions: torch.Tensor) -> StepResult:
         """Advance every rollout with ``actions``: ``(B, M, 2)`` controls or ``(B, M, K, 2)``
@@ -174,12 +170,10 @@ class DriveCore:
         assert self.state is not None, "reset() first"
         cfg, prev = self.config, self.state
         if cfg.action == "plan":
-            nxt = self.sim.step_plan(prev, self._plans_from_actions(actions))
+            nxt = self.sim.step_plan(prev, self._plans_from_actions(actions), self.agent_index)
         else:
             nxt = self.sim.step(prev, *self._controls_from_actions(actions))
-        checks = compute_checks(
-            self.batch, self.sim.scene_of, self.agent_index, prev, nxt, self.prev_checks
-        )
+        checks = self.sim.checks(self.agent_index, prev, nxt, self.prev_checks)
         b, m = self.agent_index.shape
         xy = torch.gather(nxt.xy_m, 1, self.agent_index.unsqueeze(-1).expand(b, m, 2))
         progress = track_path_progress(

@@ -17,12 +17,14 @@ block              width   per entry
 ``signal_valid``   S       1 where the slot holds a signal
 =================  ======  ==========================================================
 
-Nearest lane points come from a per-scene lookup grid (each cell keeps the lane points
-nearest its centre), so the cost per agent does not grow with the size of the map.
+Nearest lane points come from the simulator's lane index (lane samples bucketed per scene),
+so the cost per agent does not grow with the size of the map; lanes farther than the
+index's search radius (10 m) are left out.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +33,7 @@ from cordillera.errors import ConfigError
 from cordillera.scene.types import ObjectType, SignalState
 from cordillera.sim.batch import SceneBatch
 from cordillera.sim.dynamics import wrap_angle
+from cordillera.sim.geometry import lane_candidates
 from cordillera.sim.state import SimState
 from cordillera.sim.traffic import uniform_path_lookup
 
@@ -39,8 +42,6 @@ OBJECT_FEATURES = 11
 LANE_FEATURES = 4
 ROUTE_FEATURES = 2
 SIGNAL_FEATURES = 6
-LANE_CELL_M = 8.0
-LANE_CELL_CANDIDATES = 96
 
 
 @dataclass(frozen=True)
@@ -105,53 +106,6 @@ def _to_frame(
     return c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1]
 
 
-class LaneIndex:
-    """Per-scene grid of lane-point candidates: cell → the lane points nearest its centre."""
-
-    def __init__(
-        self, batch: SceneBatch, cell_m: float = LANE_CELL_M, candidates: int = LANE_CELL_CANDIDATES
-    ) -> None:
-        self.cell_m = cell_m
-        u = batch.num_scenes
-        lane_xy, lane_ok = batch.lane_xy_m, batch.lane_point_valid
-        big = torch.where(lane_ok.unsqueeze(-1), lane_xy, torch.full_like(lane_xy, 1e9))
-        lo = batch.grid_origin_xy_m
-        extent = (
-            torch.tensor(batch.drivable.shape[1:][::-1], dtype=torch.float32, device=batch.device)
-            * batch.grid_resolution_m
-        )
-        self.shape = (int(torch.ceil(extent[1] / cell_m)), int(torch.ceil(extent[0] / cell_m)))
-        h, w = self.shape
-        iy, ix = torch.meshgrid(
-            torch.arange(h, device=batch.device),
-            torch.arange(w, device=batch.device),
-            indexing="ij",
-        )
-        centres = torch.stack([ix, iy], -1).reshape(-1, 2).float() * cell_m + cell_m / 2
-        k = min(candidates, lane_xy.shape[1]) if lane_xy.shape[1] else 0
-        self.k = k
-        self.origin = lo
-        if k == 0:
-            self.table = torch.zeros(u, h * w, 0, dtype=torch.long, device=batch.device)
-            return
-        tables = []
-        for i in range(u):  # load time, once per scene
-            c = centres + lo[i]
-            d = torch.cdist(c, big[i])
-            tables.append(torch.topk(d, k, dim=-1, largest=False).indices)
-        self.table = torch.stack(tables)  # (U, H*W, k)
-
-    def candidates(self, scene_of: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
-        """``(B, M, k)`` lane-point indices near each position ``(B, M, 2)``."""
-        h, w = self.shape
-        rel = (xy - self.origin.index_select(0, scene_of).unsqueeze(1)) / self.cell_m
-        ix = rel[..., 0].floor().long().clamp(0, w - 1)
-        iy = rel[..., 1].floor().long().clamp(0, h - 1)
-        cell = iy * w + ix  # (B, M)
-        table = self.table.index_select(0, scene_of)  # (B, H*W, k)
-        return torch.gather(table, 1, cell.unsqueeze(-1).expand(*cell.shape, self.k))
-
-
 class Observer:
     """Builds vector observations for chosen agents of a simulator's rollouts."""
 
@@ -161,7 +115,6 @@ class Observer:
         self.batch = batch
         self.scene_of = scene_of
         self.config = config or ObservationConfig()
-        self.lanes = LaneIndex(batch)
 
     @property
     def size(self) -> int:
@@ -186,8 +139,8 @@ class Observer:
         ar = torch.arange(b, device=agent_index.device).unsqueeze(1)
         xy = state.xy_m[ar, agent_index]  # (B, M, 2)
         heading = state.heading_rad[ar, agent_index]
-        size = self.batch.size_lw_m.index_select(0, g)  # (B, N, 2)
-        own_size = size[ar, agent_index]
+        u = g.view(b, 1)
+        own_size = self.batch.size_lw_m[u, agent_index]
         route_len = route_length_m
         ego = torch.stack(
             [
@@ -221,8 +174,8 @@ class Observer:
         sv = state.speed_mps[ar, agent_index].unsqueeze(-1)
         vx = ov * torch.cos(oh - heading.unsqueeze(-1)) - sv
         vy = ov * torch.sin(oh - heading.unsqueeze(-1))
-        osz = size[bi, idx]
-        ot = self.batch.object_type.index_select(0, g)[bi, idx]
+        osz = self.batch.size_lw_m[u.unsqueeze(-1), idx]
+        ot = self.batch.object_type[u.unsqueeze(-1), idx]
         objects = torch.stack(
             [
                 rx,
@@ -242,21 +195,25 @@ class Observer:
         objects = _pad(objects, cfg.num_objects)
         object_valid = _pad(found.float(), cfg.num_objects)
 
-        # Nearest lane points among the cell's candidates.
-        cand = self.lanes.candidates(g, xy)  # (B, M, C)
-        lane_xy = self.batch.lane_xy_m.index_select(0, g)
-        lane_h = self.batch.lane_heading_rad.index_select(0, g)
-        lane_ok = self.batch.lane_point_valid.index_select(0, g)
-        if cand.shape[-1]:
-            cxy = lane_xy[bi, cand]
-            cd = torch.linalg.vector_norm(cxy - xy.unsqueeze(2), dim=-1)
-            cd = torch.where(lane_ok[bi, cand] & (cd < cfg.max_range_m), cd, torch.inf)
-            kl = min(cfg.num_lane_points, cand.shape[-1])
+        # Nearest lane points (any direction) among the lane index's candidates.
+        (cand,) = lane_candidates(
+            xy,
+            heading,
+            self.batch.lane_xy_m,
+            self.batch.lane_heading_rad,
+            self.batch.lane_point_valid,
+            [(-1.0, math.pi)],
+            scene_of=g,
+        )
+        if cand.idx.shape[-1]:
+            cd = torch.linalg.vector_norm(cand.xy - xy.unsqueeze(2), dim=-1)
+            cd = torch.where(cand.ok, cd, torch.inf)
+            kl = min(cfg.num_lane_points, cand.idx.shape[-1])
             ld, li = torch.topk(cd, kl, dim=-1, largest=False)
             lfound = torch.isfinite(ld)
-            pick = torch.gather(cand, 2, li)
-            lx, ly = _to_frame(lane_xy[bi, pick], xy, heading)
-            lh = wrap_angle(lane_h[bi, pick] - heading.unsqueeze(-1))
+            pxy = torch.gather(cand.xy, 2, li.unsqueeze(-1).expand(*li.shape, 2))
+            lx, ly = _to_frame(pxy, xy, heading)
+            lh = wrap_angle(torch.gather(cand.heading, 2, li) - heading.unsqueeze(-1))
             lanes = torch.stack([lx, ly, torch.cos(lh), torch.sin(lh)], -1) * lfound.unsqueeze(-1)
         else:
             lanes = torch.zeros(b, m, 0, LANE_FEATURES, device=xy.device)
@@ -277,8 +234,8 @@ class Observer:
         s_count = sig_xy.shape[1]
         if s_count:
             t = state.step.clamp(max=self.batch.max_steps - 1)
-            st_all = self.batch.signal_state.index_select(0, g)
-            st = torch.gather(st_all, 2, t.view(b, 1, 1).expand(b, s_count, 1))[..., 0]
+            sig = torch.arange(s_count, device=xy.device).view(1, s_count)
+            st = self.batch.signal_state[u, sig, t.view(b, 1)]  # (B, S)
             sd = torch.linalg.vector_norm(sig_xy.unsqueeze(1) - xy.unsqueeze(2), dim=-1)
             sok = self.batch.signal_valid.index_select(0, g).unsqueeze(1) & (sd < cfg.max_range_m)
             sd = torch.where(sok, sd, torch.inf)

@@ -130,6 +130,9 @@ class SimConfig:
         limits: kinematic limits of controlled vehicles.
         idm: reactive-traffic parameters.
         tracker: plan-tracking controller parameters.
+        compile: compile the step, traffic and check kernels with ``torch.compile`` (fuses
+            the many small array operations of a step; costs ~1 min of compilation at the
+            first step, pays off for long training or benchmark runs).
     """
 
     traffic: TrafficMode = "idm"
@@ -138,6 +141,7 @@ class SimConfig:
     limits: VehicleLimits = field(default_factory=VehicleLimits)
     idm: IdmConfig = field(default_factory=IdmConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.traffic not in ("log", "idm"):

@@ -6,13 +6,14 @@ from collections.abc import Callable
 
 import torch
 
-from cordillera.sim.checks import StepChecks, compute_checks
+from cordillera.sim.checks import StepChecks
 from cordillera.sim.rollout import RolloutRecorder, RolloutTrace
 from cordillera.sim.simulator import Simulator
 from cordillera.sim.state import SimState
 
-PlanFn = Callable[[SimState], torch.Tensor]
-"""Maps a state to plans ``(B, N, K, 2)`` in the local frame (only controlled rows count)."""
+PlanFn = Callable[[SimState, torch.Tensor], torch.Tensor]
+"""Maps a state and the controlled agents ``(B, M)`` to their plans ``(B, M, K, 2)`` in the
+local frame (e.g. ``lambda state, agents: sim.log_plan(state, agents=agents)``)."""
 
 
 def agents_of_interest(sim: Simulator, state: SimState) -> torch.Tensor:
@@ -49,8 +50,8 @@ def run_rollout(
     recorder = RolloutRecorder(sim.scene_of, agents)
     checks: StepChecks | None = None
     for i in range(num_steps):
-        nxt = sim.step_plan(state, plan_fn(state))
-        checks = compute_checks(sim.batch, sim.scene_of, agents, state, nxt, checks)
+        nxt = sim.step_plan(state, plan_fn(state, agents), agents)
+        checks = sim.checks(agents, state, nxt, checks)
         recorder.append(nxt, checks)
         state = nxt
         if progress is not None:

@@ -19,10 +19,16 @@ from cordillera.errors import ConfigError
 from cordillera.scene.model import Scene
 from cordillera.scene.types import ObjectType
 from cordillera.sim.batch import SceneBatch
+from cordillera.sim.checks import StepChecks, compute_checks
 from cordillera.sim.config import SimConfig
 from cordillera.sim.dynamics import integrate, track_plan, wrap_angle
 from cordillera.sim.state import SimState
-from cordillera.sim.traffic import reactive_step, reactive_types, select_neighbours
+from cordillera.sim.traffic import (
+    PARKED_SPEED_MPS,
+    reactive_step,
+    reactive_types,
+    select_neighbours,
+)
 
 
 class Simulator:
@@ -54,6 +60,14 @@ class Simulator:
         self.scene_of = torch.as_tensor(scene_of, dtype=torch.long, device=dev)
         if self.scene_of.ndim != 1 or len(self.scene_of) == 0:
             raise ConfigError(f"scene_of must be a non-empty (B,) index, got {self.scene_of.shape}")
+        self.max_reactive = self._max_reactive()
+        self._reactive_step = reactive_step
+        self._integrate = integrate
+        self._checks = compute_checks
+        if self.config.compile:
+            self._reactive_step = torch.compile(reactive_step, dynamic=False)
+            self._integrate = torch.compile(integrate, dynamic=False)
+            self._checks = torch.compile(compute_checks, dynamic=False)
         self.set_scenes(self.scene_of)
 
     def set_scenes(self, scene_of: torch.Tensor) -> None:
@@ -74,6 +88,14 @@ class Simulator:
         self.desired_speed_mps = torch.where(g(self.batch.log_valid), log_speed, 0.0).amax(-1)
         self.ego_index = g(self.batch.ego_index)
         self.size_lw_m = g(self.batch.size_lw_m)
+
+    def _max_reactive(self) -> int:
+        """Most objects any scene can have under IDM control (moving vehicles and cyclists)."""
+        bt = self.batch
+        speed = torch.where(bt.log_valid, bt.log_speed_mps.clamp_min(0.0), 0.0).amax(-1)
+        kinds = torch.tensor(reactive_types(), device=bt.device)
+        can = torch.isin(bt.object_type, kinds) & bt.object_mask & (speed >= PARKED_SPEED_MPS)
+        return int(can.sum(1).max()) if can.numel() else 0
 
     @property
     def dt_s(self) -> float:
@@ -108,11 +130,12 @@ class Simulator:
         return self.batch.log_s_m[self.scene_of.view(b, 1), obj, t]
 
     def neighbours(
-        self, xy_m: torch.Tensor, heading_rad: torch.Tensor, valid: torch.Tensor
+        self, rows: torch.Tensor, xy_m: torch.Tensor, heading_rad: torch.Tensor, valid: torch.Tensor
     ) -> torch.Tensor:
-        """``(B, N, C)`` leader candidates of every object (see :func:`select_neighbours`)."""
+        """``(B, R, C)`` leader candidates of agents ``rows`` (see :func:`select_neighbours`)."""
         idm = self.config.idm
         return select_neighbours(
+            rows,
             xy_m,
             heading_rad,
             valid,
@@ -120,6 +143,16 @@ class Simulator:
             idm.num_neighbours,
             idm.lookahead_m + 20.0,
         )
+
+    def _reactive_rows(self, reactive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Compact ``(B, R)`` indices of the reactive objects (padded with the ego, which is
+        never reactive, so padding rows write back the ego's own values) and their mask."""
+        b, n = reactive.shape
+        r = max(self.max_reactive, 1)
+        order = torch.where(reactive, torch.arange(n, device=reactive.device), n)
+        rows = torch.sort(order, dim=1).values[:, :r]
+        ok = rows < n
+        return torch.where(ok, rows, self.ego_index.view(b, 1)), ok
 
     def reset(self) -> SimState:
         """The state at ``config.start_step``, taken from the logs."""
@@ -137,11 +170,14 @@ class Simulator:
             controlled = ego
         if self.config.traffic == "idm":
             kinds = torch.tensor(reactive_types(), device=dev)
-            reactive = torch.isin(otype, kinds) & mask & ~controlled
+            # Objects that never move in their log (parked cars) simply replay it.
+            moving = self.desired_speed_mps >= PARKED_SPEED_MPS
+            reactive = torch.isin(otype, kinds) & mask & ~controlled & moving
         else:
             reactive = torch.zeros_like(controlled)
         zeros = torch.zeros(b, n, device=dev)
         valid = valid | (controlled & mask)
+        rows, rows_ok = self._reactive_rows(reactive)
         return SimState(
             step=step,
             xy_m=xy,
@@ -154,7 +190,9 @@ class Simulator:
             reactive=reactive,
             path_s_m=self.log_s_at(step),
             stop_wait_s=zeros.clone(),
-            neighbours=self.neighbours(xy, heading, valid),
+            reactive_rows=rows,
+            reactive_rows_ok=rows_ok,
+            neighbours=self.neighbours(rows, xy, heading, valid),
             neighbour_age=0,
         )
 
@@ -171,7 +209,7 @@ class Simulator:
         log_xy, log_h, log_v, log_valid = self.log_at(nxt)
 
         # Controlled objects: kinematic model.
-        c_xy, c_h, c_v, c_a, c_w = integrate(
+        c_xy, c_h, c_v, c_a, c_w = self._integrate(
             state.xy_m,
             state.heading_rad,
             state.speed_mps,
@@ -181,21 +219,38 @@ class Simulator:
             cfg.limits,
         )
         # Reactive objects: IDM along their log path (they see everyone's current state).
-        r_xy, r_h, r_v, r_a, r_s, r_wait = reactive_step(
+        rows, rows_ok = state.reactive_rows, state.reactive_rows_ok
+        new_rows = self._reactive_step(
             self.batch,
             self.scene_of,
             state.step,
+            rows,
+            rows_ok,
             state.xy_m,
             state.heading_rad,
             state.speed_mps,
             state.valid,
-            state.reactive,
             state.path_s_m,
             state.stop_wait_s,
             state.neighbours,
             self.desired_speed_mps,
             self.size_lw_m,
             cfg.idm,
+        )
+        r_xy = state.xy_m.scatter(1, rows.unsqueeze(-1).expand(*rows.shape, 2), new_rows[0])
+        r_h, r_v, r_a, r_s, r_wait = (
+            base.scatter(1, rows, new)
+            for base, new in zip(
+                (
+                    state.heading_rad,
+                    state.speed_mps,
+                    torch.zeros_like(state.speed_mps),
+                    state.path_s_m,
+                    state.stop_wait_s,
+                ),
+                new_rows[1:],
+                strict=True,
+            )
         )
         ctl = state.controlled
         # A reactive agent that (re)appears in the log starts from its logged pose and speed.
@@ -219,7 +274,7 @@ class Simulator:
         age = state.neighbour_age + 1
         neighbours = state.neighbours
         if age >= cfg.idm.neighbour_refresh_steps:
-            neighbours, age = self.neighbours(xy, heading, valid), 0
+            neighbours, age = self.neighbours(rows, xy, heading, valid), 0
         return SimState(
             step=nxt,
             xy_m=xy,
@@ -230,31 +285,55 @@ class Simulator:
             valid=valid,
             controlled=ctl,
             reactive=state.reactive,
+            reactive_rows=rows,
+            reactive_rows_ok=rows_ok,
             path_s_m=torch.where(appear, self.log_s_at(nxt), r_s),
             stop_wait_s=torch.where(appear, 0.0, r_wait),
             neighbours=neighbours,
             neighbour_age=age,
         )
 
-    def step_plan(self, state: SimState, plan_xy_m: torch.Tensor) -> SimState:
-        """Advance with plans ``(B, N, K, 2)`` (local frame, waypoints every ``dt_s``) tracked
-        by the controller for every controlled object."""
+    def checks(
+        self,
+        agents: torch.Tensor,
+        prev: SimState,
+        state: SimState,
+        prev_checks: StepChecks | None = None,
+    ) -> StepChecks:
+        """Per-step checks of ``agents`` ``(B, M)`` for the step ``prev`` → ``state``."""
+        return self._checks(self.batch, self.scene_of, agents, prev, state, prev_checks)
+
+    def step_plan(
+        self, state: SimState, plan_xy_m: torch.Tensor, agents: torch.Tensor | None = None
+    ) -> SimState:
+        """Advance with plans (local frame, waypoints every ``dt_s``) tracked by the controller.
+
+        ``plan_xy_m`` is ``(B, M, K, 2)`` for the controlled objects ``agents`` ``(B, M)``, or
+        ``(B, N, K, 2)`` for every object when ``agents`` is None (only controlled rows count).
+        """
+        b, n = state.valid.shape
+        if agents is None:
+            agents = torch.arange(n, device=plan_xy_m.device).expand(b, n)
+        xy = torch.gather(state.xy_m, 1, agents.unsqueeze(-1).expand(*agents.shape, 2))
         tc = self.config.tracker
         a, k = track_plan(
-            state.xy_m,
-            state.heading_rad,
-            state.speed_mps,
+            xy,
+            torch.gather(state.heading_rad, 1, agents),
+            torch.gather(state.speed_mps, 1, agents),
             plan_xy_m,
             self.dt_s,
             self.config.limits,
             tc.longitudinal_lookahead_steps,
             tc.lateral_lookahead_steps,
         )
-        return self.step(state, a, k)
+        zeros = torch.zeros_like(state.speed_mps)
+        return self.step(state, zeros.scatter(1, agents, a), zeros.scatter(1, agents, k))
 
-    def log_plan(self, state: SimState, horizon: int = 64) -> torch.Tensor:
-        """``(B, N, horizon, 2)`` each object's logged future positions after ``state.step``
-        — the log-replay plan.
+    def log_plan(
+        self, state: SimState, agents: torch.Tensor | None = None, horizon: int = 64
+    ) -> torch.Tensor:
+        """``(B, M, horizon, 2)`` the logged future positions of objects ``agents`` ``(B, M)``
+        (default every object) after ``state.step`` — the log-replay plan.
 
         Steps where an object is not observed hold its last observed position; steps past the
         end of the scene continue at the velocity of the last two logged positions, so a plan
@@ -262,14 +341,17 @@ class Simulator:
         """
         b, n = state.valid.shape
         dev = state.step.device
+        if agents is None:
+            agents = torch.arange(n, device=dev).expand(b, n)
+        m = agents.shape[1]
         steps = state.step.view(b, 1) + torch.arange(1, horizon + 1, device=dev)
         last = self._g(self.batch.num_steps).view(b, 1) - 1
         t = torch.minimum(steps, last).view(b, 1, horizon)
         u = self.scene_of.view(b, 1, 1)
-        obj = torch.arange(n, device=dev).view(1, n, 1)
+        obj = agents.view(b, m, 1)
         xy = self.batch.log_xy_filled_m[u, obj, t]
         over = (steps - last).clamp_min(0).view(b, 1, horizon, 1).float()
         end = last.view(b, 1)
-        p1 = self.batch.log_xy_filled_m[u[..., 0], obj[..., 0], end]  # (B, N, 2)
-        p0 = self.batch.log_xy_filled_m[u[..., 0], obj[..., 0], (end - 1).clamp_min(0)]
+        p1 = self.batch.log_xy_filled_m[u[..., 0], agents, end]  # (B, M, 2)
+        p0 = self.batch.log_xy_filled_m[u[..., 0], agents, (end - 1).clamp_min(0)]
         return xy + over * (p1 - p0).unsqueeze(2)

@@ -27,7 +27,9 @@ class SimState:
         reactive: ``(B, N)`` driven by IDM along its logged path.
         path_s_m: ``(B, N)`` arc length travelled along the logged path (reactive agents).
         stop_wait_s: ``(B, N)`` time a reactive agent has been halted at a stop sign.
-        neighbours: ``(B, N, C)`` int64 nearest objects ahead of each object (leader
+        reactive_rows: ``(B, R)`` int64 the reactive objects, compacted (padding rows hold
+            the ego's index); reactive_rows_ok ``(B, R)`` marks the real ones.
+        neighbours: ``(B, R, C)`` int64 nearest objects ahead of each reactive object (leader
             candidates), refreshed every few steps.
         neighbour_age: steps since ``neighbours`` was computed.
     """
@@ -43,6 +45,8 @@ class SimState:
     reactive: torch.Tensor
     path_s_m: torch.Tensor
     stop_wait_s: torch.Tensor
+    reactive_rows: torch.Tensor
+    reactive_rows_ok: torch.Tensor
     neighbours: torch.Tensor
     neighbour_age: int = 0
 
@@ -62,7 +66,7 @@ class SimState:
         b, n = self.valid.shape
         for f in dataclasses.fields(self):
             t = getattr(self, f.name)
-            if f.name in ("neighbours", "neighbour_age"):
+            if f.name in ("neighbours", "neighbour_age", "reactive_rows", "reactive_rows_ok"):
                 continue
             want = (b,) if f.name == "step" else (b, n, 2) if f.name == "xy_m" else (b, n)
             if tuple(t.shape) != want:

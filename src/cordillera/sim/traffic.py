@@ -75,6 +75,7 @@ def track_path_progress(
 
 
 def select_neighbours(
+    rows: torch.Tensor,
     xy_m: torch.Tensor,
     heading_rad: torch.Tensor,
     valid: torch.Tensor,
@@ -82,24 +83,26 @@ def select_neighbours(
     count: int,
     radius_m: float,
 ) -> torch.Tensor:
-    """``(B, N, C)`` indices of the nearest valid objects ahead of each object (self excluded).
+    """``(B, R, C)`` indices (into N) of the nearest valid objects ahead of agents ``rows``
+    ``(B, R)``, self excluded; empty slots hold the agent's own index (ignored later).
 
-    Slots with no object hold the object's own index (ignored later because the distance to
-    oneself on one's own path is never a gap ahead). Recomputed every few steps: a neighbour
-    list (Verlet list) keeps the per-step cost at O(N·C) instead of O(N²).
+    Recomputed every few steps: a neighbour list (Verlet list) keeps the per-step cost at
+    O(R·C) instead of O(R·N).
     """
-    b, n = valid.shape
-    rel = xy_m.unsqueeze(1) - xy_m.unsqueeze(2)  # (B, N_agent, N_other, 2)
+    b, r = rows.shape
+    n = valid.shape[1]
+    a_xy = torch.gather(xy_m, 1, rows.unsqueeze(-1).expand(b, r, 2))
+    a_h = torch.gather(heading_rad, 1, rows)
+    a_len = torch.gather(length_m, 1, rows)
+    rel = xy_m.unsqueeze(1) - a_xy.unsqueeze(2)  # (B, R, N, 2)
     dist = torch.linalg.vector_norm(rel, dim=-1)
-    c, s = torch.cos(heading_rad).unsqueeze(-1), torch.sin(heading_rad).unsqueeze(-1)
-    fwd = rel[..., 0] * c + rel[..., 1] * s
-    eye = torch.eye(n, dtype=torch.bool, device=xy_m.device).unsqueeze(0)
-    usable = valid.unsqueeze(1) & ~eye & (fwd > -length_m.unsqueeze(1)) & (dist < radius_m)
+    fwd = rel[..., 0] * torch.cos(a_h).unsqueeze(-1) + rel[..., 1] * torch.sin(a_h).unsqueeze(-1)
+    is_self = torch.arange(n, device=xy_m.device).view(1, 1, n) == rows.unsqueeze(-1)
+    usable = valid.unsqueeze(1) & ~is_self & (fwd > -a_len.unsqueeze(-1)) & (dist < radius_m)
     dist = torch.where(usable, dist, torch.inf)
     k = min(count, n)
     d, idx = torch.topk(dist, k, dim=-1, largest=False)
-    own = torch.arange(n, device=xy_m.device).view(1, n, 1).expand(b, n, k)
-    return torch.where(torch.isfinite(d), idx, own)
+    return torch.where(torch.isfinite(d), idx, rows.unsqueeze(-1).expand(b, r, k))
 
 
 def idm_acceleration(
@@ -121,10 +124,6 @@ def idm_acceleration(
     interaction = (s_star / gap_m.clamp_min(0.1)) ** 2
     a = cfg.max_accel_mps2 * (free - interaction)
     return a.clamp(-cfg.max_decel_mps2, cfg.max_accel_mps2)
-
-
-def _gather_scene(t: torch.Tensor, scene_of: torch.Tensor) -> torch.Tensor:
-    return t.index_select(0, scene_of)
 
 
 def _sign_gaps(
@@ -154,11 +153,12 @@ def reactive_step(
     batch: SceneBatch,
     scene_of: torch.Tensor,
     step: torch.Tensor,
+    rows: torch.Tensor,
+    row_ok: torch.Tensor,
     xy_m: torch.Tensor,
     heading_rad: torch.Tensor,
     speed_mps: torch.Tensor,
     valid: torch.Tensor,
-    reactive: torch.Tensor,
     path_s_m: torch.Tensor,
     stop_wait_s: torch.Tensor,
     neighbours: torch.Tensor,
@@ -166,108 +166,114 @@ def reactive_step(
     size_lw_m: torch.Tensor,
     cfg: IdmConfig,
 ) -> tuple[torch.Tensor, ...]:
-    """One IDM step for the reactive agents. Other agents' entries are returned unchanged.
+    """One IDM step for the reactive agents ``rows`` ``(B, R)`` (``row_ok`` marks real ones).
 
-    All tensors are ``(B, N[, 2])`` in the local frame; ``step`` ``(B,)`` is the log step of the
-    current state (signals are read there); ``neighbours`` ``(B, N, C)`` from
-    :func:`select_neighbours`. Returns new ``xy, heading, speed, accel, path_s, stop_wait``.
+    Object tensors are ``(B, N[, 2])`` in the local frame; ``step`` ``(B,)`` is the log step
+    of the current state (signals are read there); ``neighbours`` ``(B, R, C)`` from
+    :func:`select_neighbours`. Returns the agents' new ``xy (B, R, 2), heading, speed, accel,
+    path_s, stop_wait`` (rows that are padding or not valid keep their values).
     """
     dt = batch.dt_s
-    b, n = valid.shape
+    b, r = rows.shape
     dev = xy_m.device
-    length, width = size_lw_m[..., 0], size_lw_m[..., 1]
+
+    def take(t: torch.Tensor) -> torch.Tensor:
+        return torch.gather(t, 1, rows)
+
+    a_xy = torch.gather(xy_m, 1, rows.unsqueeze(-1).expand(b, r, 2))
+    a_h, a_v, a_s, a_wait = take(heading_rad), take(speed_mps), take(path_s_m), take(stop_wait_s)
+    live = take(valid) & row_ok
+    length_all, width_all = size_lw_m[..., 0], size_lw_m[..., 1]
+    length, width = take(length_all), take(width_all)
+    desired = take(desired_speed_mps)
 
     # Sample each agent's path ahead.
     k = cfg.num_path_samples
-    sample_rel = torch.linspace(0.0, cfg.lookahead_m, k, device=dev).expand(b, n, k)
-    pts, pts_heading = uniform_path_lookup(batch, scene_of, path_s_m.unsqueeze(-1) + sample_rel)
+    sample_rel = torch.linspace(0.0, cfg.lookahead_m, k, device=dev).expand(b, r, k)
+    pts, pts_heading = uniform_path_lookup(batch, scene_of, a_s.unsqueeze(-1) + sample_rel, rows)
 
     # Leader: the first neighbour whose box reaches the path ahead.
     c = neighbours.shape[-1]
-    flat = neighbours.reshape(b, n * c)
-    cxy = torch.gather(xy_m, 1, flat.unsqueeze(-1).expand(b, n * c, 2)).view(b, n, c, 2)
-    cw = torch.gather(width, 1, flat).view(b, n, c)
-    cl = torch.gather(length, 1, flat).view(b, n, c)
-    cv = torch.gather(speed_mps, 1, flat).view(b, n, c)
-    ch = torch.gather(heading_rad, 1, flat).view(b, n, c)
-    cok = torch.gather(valid, 1, flat).view(b, n, c)
-    cok &= neighbours != torch.arange(n, device=dev).view(1, n, 1)
-    dd = torch.linalg.vector_norm(cxy.unsqueeze(3) - pts.unsqueeze(2), dim=-1)  # (B, N, C, K)
+    flat = neighbours.reshape(b, r * c)
+    cxy = torch.gather(xy_m, 1, flat.unsqueeze(-1).expand(b, r * c, 2)).view(b, r, c, 2)
+    cw = torch.gather(width_all, 1, flat).view(b, r, c)
+    cl = torch.gather(length_all, 1, flat).view(b, r, c)
+    cv = torch.gather(speed_mps, 1, flat).view(b, r, c)
+    ch = torch.gather(heading_rad, 1, flat).view(b, r, c)
+    cok = torch.gather(valid, 1, flat).view(b, r, c) & (neighbours != rows.unsqueeze(-1))
+    dd = torch.linalg.vector_norm(cxy.unsqueeze(3) - pts.unsqueeze(2), dim=-1)  # (B, R, C, K)
     reach = 0.5 * (width.unsqueeze(-1) + cw) + cfg.lateral_margin_m
     on_path = (dd < reach.unsqueeze(-1)) & cok.unsqueeze(-1)
-    first_s = torch.where(on_path, sample_rel.unsqueeze(2), FAR_GAP_M).amin(-1)  # (B, N, C)
+    first_s = torch.where(on_path, sample_rel.unsqueeze(2), FAR_GAP_M).amin(-1)  # (B, R, C)
     gap = first_s - 0.5 * (length.unsqueeze(-1) + cl)
     lead_gap, lead = gap.min(dim=-1)
     lead_speed = torch.gather(cv, 2, lead.unsqueeze(-1)).squeeze(-1)
     lead_heading = torch.gather(ch, 2, lead.unsqueeze(-1)).squeeze(-1)
-    lead_speed = lead_speed * torch.cos(wrap_angle(lead_heading - heading_rad))
+    lead_speed = lead_speed * torch.cos(wrap_angle(lead_heading - a_h))
     has_leader = first_s.amin(-1) < FAR_GAP_M / 2
-    closing = torch.where(has_leader, speed_mps - lead_speed, 0.0)
+    closing = torch.where(has_leader, a_v - lead_speed, 0.0)
 
     # Traffic lights: red must stop; yellow stops when a comfortable stop is still possible.
     half_len = 0.5 * length
-    static_gap = torch.full_like(speed_mps, FAR_GAP_M)
+    static_gap = torch.full_like(a_v, FAR_GAP_M)
+    u = scene_of.view(b, 1)
     if batch.signal_xy_m.shape[1]:
         t = step.clamp(max=batch.max_steps - 1)
         s_count = batch.signal_xy_m.shape[1]
-        sig_now = batch.signal_state[
-            scene_of.view(b, 1), torch.arange(s_count, device=dev), t.view(b, 1)
-        ]  # (B, S)
-        sig_valid = _gather_scene(batch.signal_valid, scene_of)
-        sig_xy = _gather_scene(batch.signal_xy_m, scene_of)
-        sig_h = _gather_scene(batch.signal_heading_rad, scene_of)
+        sig = torch.arange(s_count, device=dev).view(1, s_count)
+        sig_now = batch.signal_state[u, sig, t.view(b, 1)]  # (B, S)
+        sig_valid = batch.signal_valid[u, sig]
+        sig_xy = batch.signal_xy_m[u, sig]
+        sig_h = batch.signal_heading_rad[u, sig]
         red = ((sig_now == SignalState.RED) | (sig_now == SignalState.FLASHING_RED)) & sig_valid
         yellow = (sig_now == SignalState.YELLOW) & sig_valid
         gap_red = _sign_gaps(pts, pts_heading, sample_rel, sig_xy, sig_h, red) - half_len
         gap_yel = _sign_gaps(pts, pts_heading, sample_rel, sig_xy, sig_h, yellow) - half_len
-        can_stop = gap_yel > speed_mps.clamp_min(0) ** 2 / (2 * cfg.comfort_decel_mps2)
+        can_stop = gap_yel > a_v.clamp_min(0) ** 2 / (2 * cfg.comfort_decel_mps2)
         light_gap = torch.minimum(gap_red, torch.where(can_stop, gap_yel, FAR_GAP_M))
         static_gap = torch.where(light_gap > -half_len, light_gap, FAR_GAP_M)
 
     # Stop signs: halt, wait, then proceed.
-    new_wait = torch.zeros_like(stop_wait_s)
+    new_wait = torch.zeros_like(a_wait)
     if batch.stop_sign_xy_m.shape[1]:
+        m_count = batch.stop_sign_xy_m.shape[1]
+        sg = torch.arange(m_count, device=dev).view(1, m_count)
         sign_gap = (
             _sign_gaps(
                 pts,
                 pts_heading,
                 sample_rel,
-                _gather_scene(batch.stop_sign_xy_m, scene_of),
-                _gather_scene(batch.stop_sign_heading_rad, scene_of),
-                _gather_scene(batch.stop_sign_valid, scene_of),
+                batch.stop_sign_xy_m[u, sg],
+                batch.stop_sign_heading_rad[u, sg],
+                batch.stop_sign_valid[u, sg],
             )
             - half_len
         )
-        waited = stop_wait_s >= cfg.stop_sign_wait_s
+        waited = a_wait >= cfg.stop_sign_wait_s
         near_sign = sign_gap < STOP_SIGN_HALT_DISTANCE_M
-        halted = near_sign & (speed_mps.abs() < STOPPED_SPEED_MPS)
+        halted = near_sign & (a_v.abs() < STOPPED_SPEED_MPS)
         keep_counting = halted | (waited & (sign_gap < 2 * STOP_SIGN_HALT_DISTANCE_M))
-        new_wait = torch.where(keep_counting, stop_wait_s + dt, new_wait)
+        new_wait = torch.where(keep_counting, a_wait + dt, new_wait)
         sign_gap = torch.where(waited, FAR_GAP_M, sign_gap + 1.0)  # halt ~1 m before the sign
         static_gap = torch.minimum(static_gap, sign_gap)
 
     lead_or_far = torch.where(has_leader, lead_gap, FAR_GAP_M)
     use_static = static_gap < lead_or_far
     gap_all = torch.where(use_static, static_gap, lead_or_far)
-    closing_all = torch.where(use_static, speed_mps, closing)
-    accel = idm_acceleration(speed_mps, desired_speed_mps, gap_all, closing_all, cfg)
-    # Parked agents (no speed in their log) stay parked.
-    accel = torch.where(desired_speed_mps < PARKED_SPEED_MPS, -speed_mps / dt, accel)
-    v_new = (speed_mps + accel * dt).clamp_min(0.0)
-    accel = (v_new - speed_mps) / dt
-    s_new = path_s_m + 0.5 * (speed_mps.clamp_min(0.0) + v_new) * dt
-    new_xy, new_heading = uniform_path_lookup(batch, scene_of, s_new.unsqueeze(-1))
+    closing_all = torch.where(use_static, a_v, closing)
+    accel = idm_acceleration(a_v, desired, gap_all, closing_all, cfg)
+    v_new = (a_v + accel * dt).clamp_min(0.0)
+    accel = (v_new - a_v) / dt
+    s_new = a_s + 0.5 * (a_v.clamp_min(0.0) + v_new) * dt
+    new_xy, new_heading = uniform_path_lookup(batch, scene_of, s_new.unsqueeze(-1), rows)
     new_xy, new_heading = new_xy.squeeze(-2), wrap_angle(new_heading.squeeze(-1))
-
-    r = reactive & valid
-    r2 = r.unsqueeze(-1)
     return (
-        torch.where(r2, new_xy, xy_m),
-        torch.where(r, new_heading, heading_rad),
-        torch.where(r, v_new, speed_mps),
-        torch.where(r, accel, torch.zeros_like(accel)),
-        torch.where(r, s_new, path_s_m),
-        torch.where(r, new_wait, stop_wait_s),
+        torch.where(live.unsqueeze(-1), new_xy, a_xy),
+        torch.where(live, new_heading, a_h),
+        torch.where(live, v_new, a_v),
+        torch.where(live, accel, torch.zeros_like(accel)),
+        torch.where(live, s_new, a_s),
+        torch.where(live, new_wait, a_wait),
     )
 
 
