@@ -21,7 +21,7 @@ import torch
 
 from _common import SHARED_DATA
 from _scenes import dense_highway
-from cordillera.env.config import EnvConfig
+from cordillera.env.config import EnvConfig, RewardConfig
 from cordillera.env.vector import SelfPlayEnv
 from cordillera.scene.readers import find_sources, read_scene
 from cordillera.sim.config import SimConfig
@@ -32,9 +32,13 @@ def self_play_agent_steps_per_s(
     envs: int, agents: int, steps: int, device: str, compile_kernels: bool
 ) -> dict:
     scenes = [dense_highway(agents, seed=s) for s in range(envs)]
-    env = SelfPlayEnv(
-        envs, scenes=scenes, config=EnvConfig(max_episode_steps=10_000), device=device, seed=0
+    # Agents stay in play for the whole measurement (no removal on contact), so every step
+    # advances envs x agents controlled agents.
+    reward = RewardConfig(terminate_on_collision=False, terminate_on_offroad=False)
+    config = EnvConfig(
+        sim=SimConfig(compile=compile_kernels), max_episode_steps=10_000, reward=reward
     )
+    env = SelfPlayEnv(envs, scenes=scenes, config=config, device=device, seed=0)
     env.reset(seed=0)
     gen = torch.Generator(device="cpu").manual_seed(0)
     shape = (envs, env.num_agents, 2)

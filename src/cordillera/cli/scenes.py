@@ -78,7 +78,9 @@ def _report_skip(path: Path, error: CordilleraError) -> None:
 @reports_errors
 def generate(
     dst: Annotated[Path, typer.Argument(help="Output folder.")],
-    suite: Annotated[str, typer.Option(help="Suite name (see --list).")] = "default",
+    suite: Annotated[str, typer.Option(help="Suite name (see `cordillera scenes suites`).")] = (
+        "default"
+    ),
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same scenes.")] = 0,
 ) -> None:
     """Generate a procedural scene suite into DST."""
@@ -89,6 +91,19 @@ def generate(
     for scene in scenes:
         save_scene(scene, dst)
     console.print(f"wrote {len(scenes)} scene(s) of suite {suite!r} (seed {seed}) to {dst}")
+
+
+@scenes_app.command()
+def suites() -> None:
+    """List the procedural scene suites."""
+    from cordillera.scene.generate import SUITES
+
+    table = Table(title="scene suites (cordillera scenes generate --suite NAME DST)")
+    table.add_column("suite")
+    table.add_column("what")
+    for name in sorted(SUITES):
+        table.add_row(name, SUITES[name].description)
+    console.print(table)
 
 
 @scenes_app.command()

@@ -21,6 +21,7 @@ def simulate(
     traffic: Annotated[str, typer.Option(help="idm (reactive) or log (replay).")] = "idm",
     seconds: Annotated[float | None, typer.Option(help="Length (default: whole log).")] = None,
     fps: Annotated[float, typer.Option(help="Frames per second of the GIF.")] = 10.0,
+    size_px: Annotated[int, typer.Option(help="Side of the square frames in pixels.")] = 560,
 ) -> None:
     """Replay the ego's logged path through the plan controller with reactive traffic, and
     write the rollout as an animated bird's-eye GIF with the metrics in the caption."""
@@ -42,7 +43,7 @@ def simulate(
     steps = scene.num_steps - 1
     if seconds is not None:
         steps = min(steps, max(1, round(seconds / scene.dt_s)))
-    drawer = FrameDrawer(scene, sim.batch.origin_world_xy_m[0].cpu().numpy())
+    drawer = FrameDrawer(scene, sim.batch.origin_world_xy_m[0].cpu().numpy(), size_px=size_px)
     agents = sim.ego_index.view(1, 1)
     frames = [state_frame(drawer, sim.batch, sim.scene_of, state, 0, f"t = 0.0 s  {traffic}")]
     checks = None
