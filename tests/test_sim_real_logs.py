@@ -9,13 +9,13 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import shared_path
 from cordillera.metrics import compute_metrics
 from cordillera.scene.readers import find_sources, read_scene
 from cordillera.sim.config import SimConfig
 from cordillera.sim.rollout import RolloutTrace
 from cordillera.sim.runner import run_rollout
 from cordillera.sim.simulator import Simulator
-from conftest import shared_path
 
 TRACKING_MEAN_M = 0.1
 """Mean distance between the tracked ego and its log, over all steps of all scenes."""

@@ -24,7 +24,7 @@ def render_batch_from_state(
     bt = sim.batch
     if len(maps) != bt.num_scenes:
         raise ConfigError(f"need one static map per scene ({bt.num_scenes}), got {len(maps)}")
-    b, n = state.valid.shape
+    b, _n = state.valid.shape
     u = sim.scene_of
     origin = bt.origin_world_xy_m.index_select(0, u).to(torch.float64)  # (B, 2)
     rows = torch.arange(b, device=u.device)
@@ -36,8 +36,15 @@ def render_batch_from_state(
     height = bt.height_m.index_select(0, u)
     # Flat world: the box stands on the ground.
     boxes = torch.cat(
-        [xy, (height / 2).unsqueeze(-1).double(), lw.double(), height.unsqueeze(-1).double(),
-         state.heading_rad.unsqueeze(-1).double()], -1)
+        [
+            xy,
+            (height / 2).unsqueeze(-1).double(),
+            lw.double(),
+            height.unsqueeze(-1).double(),
+            state.heading_rad.unsqueeze(-1).double(),
+        ],
+        -1,
+    )
     valid = state.valid.clone()
     valid[rows, ego] = False
     s_count = bt.signal_xy_m.shape[1]
