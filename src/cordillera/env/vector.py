@@ -9,6 +9,7 @@ finished episode is in ``info["final_obs"]`` (masked by ``info["_final_obs"]``).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,6 @@ from cordillera.env.core import DriveCore
 from cordillera.env.scenes import ScenesSpec, resolve_scenes
 from cordillera.env.spaces import action_space, observation_space
 from cordillera.errors import ConfigError
-from cordillera.sim.config import SimConfig
 
 
 class DriveVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
@@ -112,19 +112,8 @@ class SelfPlayEnv:
         seed: int | None = None,
     ) -> None:
         base = config or EnvConfig()
-        self.config = EnvConfig(
-            sim=SimConfig(
-                traffic=base.sim.traffic,
-                control="self-play",
-                start_step=base.sim.start_step,
-                limits=base.sim.limits,
-                idm=base.sim.idm,
-                tracker=base.sim.tracker,
-            ),
-            observation=base.observation,
-            reward=base.reward,
-            action="controls",
-            max_episode_steps=base.max_episode_steps,
+        self.config = dataclasses.replace(
+            base, sim=dataclasses.replace(base.sim, control="self-play"), action="controls"
         )
         self.num_envs = num_envs
         self.core = DriveCore(resolve_scenes(scenes), num_envs, self.config, device, seed)
