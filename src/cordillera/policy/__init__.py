@@ -1,0 +1,1 @@
+"""Driving policies, their output contract and the kinematic meta-action labeler."""
