@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from cordillera.errors import CordilleraError
-from cordillera.policy.meta_actions import (
+from cordillera.policy.vocabulary import (
     LaneAction,
     LateralAction,
     LateralDecision,
