@@ -131,18 +131,26 @@ def test_grid_lookup_matches_shapely_point_in_polygon() -> None:
     pts = rng.uniform(-70, 70, (20000, 2))
     ref = shapely.contains_xy(area, pts[:, 0], pts[:, 1])
     # Second scene: an empty grid, to check that scene_of picks the right one.
-    grids = torch.stack([torch.from_numpy(grid.copy()), torch.zeros(grid.shape, dtype=torch.bool)])
+    flat = torch.cat(
+        [torch.from_numpy(grid.copy()).reshape(-1), torch.zeros(grid.size, dtype=torch.bool)]
+    )
+    offsets = torch.tensor([0, grid.size])
+    hw = torch.tensor([grid.shape, grid.shape])
     origins = _t(np.stack([frame.origin_xy_m, frame.origin_xy_m]))
+
+    def grid_lookup_at(scene_of: torch.Tensor, pts_: torch.Tensor) -> torch.Tensor:
+        return grid_lookup(flat, offsets, hw, origins, frame.resolution_m, scene_of, pts_)
+
     xy = _t(pts).view(2, -1, 2)
-    got = grid_lookup(grids, origins, frame.resolution_m, torch.tensor([0, 0]), xy).reshape(-1)
+    got = grid_lookup_at(torch.tensor([0, 0]), xy).reshape(-1)
     band = shapely.distance(area.boundary, shapely.points(pts)) > 1.5 * frame.resolution_m
     assert band.sum() > 0.9 * len(pts)
     np.testing.assert_array_equal(got.numpy()[band], ref[band])
-    empty = grid_lookup(grids, origins, frame.resolution_m, torch.tensor([1, 1]), xy)
+    empty = grid_lookup_at(torch.tensor([1, 1]), xy)
     assert not empty.any()
     lo = frame.origin_xy_m
     outside = _t(np.array([[[lo[0] - 1.0, 0.0], [0.0, 1e6], [math.nan, 0.0]]]))
-    assert not grid_lookup(grids, origins, frame.resolution_m, torch.tensor([0]), outside).any()
+    assert not grid_lookup_at(torch.tensor([0]), outside).any()
 
 
 def _random_polyline(rng: np.random.Generator, n: int) -> np.ndarray:

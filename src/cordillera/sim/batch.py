@@ -90,7 +90,9 @@ class SceneBatch:
         signal_valid ``(U, S)``; stop_sign_xy_m ``(U, M, 2)``, stop_sign_heading_rad ``(U, M)``,
         stop_sign_valid ``(U, M)``.
     Grids (G = max cells, all scenes share resolution):
-        drivable ``(U, H, W)`` bool, crosswalk ``(U, H, W)`` bool, grid_origin_xy_m ``(U, 2)``,
+        drivable_flat ``(sum of H·W,)`` bool, every scene's drivable-area grid flattened
+        row-major one after another; grid_offset ``(U,)`` where each starts; grid_hw ``(U, 2)``
+        its (H, W) cells; grid_origin_xy_m ``(U, 2)``,
         grid_resolution_m.
     Provenance: origin_world_xy_m ``(U, 2)`` float64 (local = world - origin), scene_ids.
     """
@@ -127,8 +129,9 @@ class SceneBatch:
     stop_sign_xy_m: torch.Tensor
     stop_sign_heading_rad: torch.Tensor
     stop_sign_valid: torch.Tensor
-    drivable: torch.Tensor
-    crosswalk: torch.Tensor
+    drivable_flat: torch.Tensor
+    grid_offset: torch.Tensor
+    grid_hw: torch.Tensor
     grid_origin_xy_m: torch.Tensor
     grid_resolution_m: float
     path_spacing_m: float
@@ -159,6 +162,15 @@ class SceneBatch:
             raise ConfigError(f"scenes in one batch must share dt_s, got {sorted(dts)}")
         parts = [_scene_arrays(s) for s in scenes]
         out: dict[str, torch.Tensor] = {}
+        # Grids differ in size per scene: concatenated flat, not padded (padding ten city
+        # blocks to the largest one costs hundreds of MB).
+        grids = [p.pop("_drivable") for p in parts]
+        sizes = np.array([g.size for g in grids], np.int64)
+        out["drivable_flat"] = torch.from_numpy(np.concatenate([g.ravel() for g in grids])).to(
+            device
+        )
+        out["grid_offset"] = torch.from_numpy(np.cumsum(sizes) - sizes).to(device)
+        out["grid_hw"] = torch.tensor([g.shape for g in grids], dtype=torch.int64, device=device)
         for key in parts[0]:
             arrays = [p[key] for p in parts]
             out[key] = torch.from_numpy(_pad_stack(arrays, key)).to(device)
@@ -225,7 +237,6 @@ def _scene_arrays(scene: Scene) -> dict[str, npt.NDArray[np.generic]]:
     lo, hi = scene_extent_xy(scene, origin)
     frame = make_grid_frame(lo, hi)
     drivable = _drivable_grid(m.drivable_areas, m.lanes, lane_xy, origin, frame)
-    crosswalk = rasterize_polygons(m.crosswalks, origin, frame)
     return {
         "origin_world_xy_m": origin,
         "ego_index": np.array(ego, np.int64),
@@ -257,8 +268,7 @@ def _scene_arrays(scene: Scene) -> dict[str, npt.NDArray[np.generic]]:
         "stop_sign_xy_m": ss_xy.astype(np.float32),
         "stop_sign_heading_rad": ss_h.astype(np.float32),
         "stop_sign_valid": np.ones(len(ss_xy), bool),
-        "drivable": drivable,
-        "crosswalk": crosswalk,
+        "_drivable": drivable,
         "grid_origin_xy_m": frame.origin_xy_m.astype(np.float32),
         "_res": np.array([frame.resolution_m]),
     }

@@ -232,7 +232,13 @@ def compute_checks(
     # Map: drivable area; nearest lanes in three heading classes.
     corners = box_corners(xy, h, lw)
     inside = grid_lookup(
-        batch.drivable, batch.grid_origin_xy_m, batch.grid_resolution_m, scene_of, corners
+        batch.drivable_flat,
+        batch.grid_offset,
+        batch.grid_hw,
+        batch.grid_origin_xy_m,
+        batch.grid_resolution_m,
+        scene_of,
+        corners,
     )
     offroad = alive & ~inside.all(-1)
     # The aligned lane (<= 45°) is searched among the same-direction candidates.

@@ -132,29 +132,34 @@ def swept_boxes_contact(
 
 
 def grid_lookup(
-    grid: torch.Tensor,
+    grid_flat: torch.Tensor,
+    grid_offset: torch.Tensor,
+    grid_hw: torch.Tensor,
     grid_origin_xy_m: torch.Tensor,
     resolution_m: float,
     scene_of: torch.Tensor,
     xy: torch.Tensor,
 ) -> torch.Tensor:
-    """Bool ``(B, ...)``: the cell of ``grid (U, H, W)`` under each point ``xy (B, ..., 2)``.
+    """Bool ``(B, ...)``: the cell of each scene's grid under each point ``xy (B, ..., 2)``.
 
-    Rollout ``b`` reads scene ``scene_of[b]``'s grid; cell ``(row, col)`` covers
-    ``origin + [col, col + 1) * res`` in x and ``origin + [row, row + 1) * res`` in y (the
-    layout of :mod:`cordillera.sim.grids`). Points outside the grid (and NaN) read False.
+    The U grids are stored flat one after another (``grid_flat``), grid ``u`` starting at
+    ``grid_offset[u]`` with ``grid_hw[u] = (H, W)`` cells, row-major. Rollout ``b`` reads scene
+    ``scene_of[b]``'s grid; cell ``(row, col)`` covers ``origin + [col, col + 1) * res`` in x
+    and ``origin + [row, row + 1) * res`` in y (the layout of :mod:`cordillera.sim.grids`).
+    Points outside the grid (and NaN) read False.
     """
-    _, h, w = grid.shape
     b = xy.shape[0]
     pts = xy.reshape(b, -1, 2)
     origin = grid_origin_xy_m.index_select(0, scene_of).unsqueeze(1)
+    hw = grid_hw.index_select(0, scene_of)
+    h, w = hw[:, 0:1], hw[:, 1:2]
     cell = torch.floor((pts - origin) / resolution_m)
     col, row = cell[..., 0], cell[..., 1]
     inside = (col >= 0) & (col < w) & (row >= 0) & (row < h)
     col_i = torch.where(inside, col, 0).long()
     row_i = torch.where(inside, row, 0).long()
-    flat = scene_of.unsqueeze(1) * (h * w) + row_i * w + col_i
-    value = grid.reshape(-1)[flat] & inside
+    flat = grid_offset.index_select(0, scene_of).unsqueeze(1) + row_i * w + col_i
+    value = grid_flat[flat] & inside
     return value.reshape(xy.shape[:-1])
 
 
