@@ -248,3 +248,41 @@ def test_av2_scene_rig_is_rebased_to_the_box_centre() -> None:
     assert h_new == pytest.approx(h_raw)
     small = get_rig("av2", 256, 144, scene=scene)
     assert small.resolution_hw == (144, 256)
+
+
+def _project_boxes_by_clipped_vertices(boxes: torch.Tensor, rig_t: RigTensors, near_m: float):
+    """The direct definition: bounding rectangle of all 24 clipped edge endpoints."""
+    from cordillera.sensors.projection import clipped_box_points, ego_to_camera_points
+
+    cam = ego_to_camera_points(box_corners(boxes).flatten(-3, -2), rig_t)
+    pts, keep = clipped_box_points(cam.unflatten(-2, (boxes.shape[-2], 8)), near_m)
+    z = pts[..., 2].clamp_min(near_m)
+    k = rig_t.intrinsics[:, None, None]
+    u = k[..., 0, 0] * pts[..., 0] / z + k[..., 0, 2]
+    v = k[..., 1, 1] * pts[..., 1] / z + k[..., 1, 2]
+    big = torch.finfo(u.dtype).max
+    x0, y0 = torch.where(keep, u, big).amin(-1), torch.where(keep, v, big).amin(-1)
+    x1, y1 = torch.where(keep, u, -big).amax(-1), torch.where(keep, v, -big).amax(-1)
+    wh = rig_t.size_wh_px[:, None]
+    box = torch.stack(
+        [x0.clamp(min=0).minimum(wh[..., 0]), y0.clamp(min=0).minimum(wh[..., 1]),
+         x1.clamp(max=wh[..., 0]).clamp(min=0), y1.clamp(max=wh[..., 1]).clamp(min=0)], -1
+    )  # fmt: skip
+    in_view = keep.any(-1) & (box[..., 2] > box[..., 0]) & (box[..., 3] > box[..., 1])
+    return torch.where(in_view[..., None], box, torch.zeros_like(box)), in_view
+
+
+def test_project_boxes_equals_the_clipped_vertex_definition() -> None:
+    # Boxes all around the rig, many straddling some camera's near plane or behind it.
+    g = torch.Generator().manual_seed(3)
+    n = 400
+    xy = (torch.rand(n, 2, generator=g) - 0.5) * torch.tensor([40.0, 16.0])
+    size = torch.rand(n, 3, generator=g) * torch.tensor([12.0, 3.0, 3.0]) + 0.3
+    yaw = (torch.rand(n, 1, generator=g) - 0.5) * 6.3
+    boxes = torch.cat([xy, size[:, 2:] / 2 - 0.3, size, yaw], 1)[None]  # (1, N, 7)
+    rig_t = _rig_t(ring7(256, 144))
+    for near in (0.1, 1.0):
+        bbox, in_view = project_boxes(boxes, rig_t, near)
+        ref_box, ref_view = _project_boxes_by_clipped_vertices(boxes, rig_t, near)
+        assert torch.equal(in_view, ref_view) and torch.equal(bbox, ref_box)
+        assert 0 < int(in_view.sum()) < in_view.numel()

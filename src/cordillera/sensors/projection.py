@@ -195,6 +195,15 @@ def clipped_box_points(corners_cam_m: Tensor, near_m: float = NEAR_M) -> tuple[T
     return torch.cat([a2, b2], -2), torch.cat([keep, keep], -1)
 
 
+def _pixels(xyz: Tensor, k: Tensor, near_m: float) -> tuple[Tensor, Tensor]:
+    """Pinhole ``(u, v)`` of camera-frame points ``(3, ...)`` with depth clamped to ``near_m``;
+    ``k`` broadcasts against ``xyz[0]`` as ``(..., 3, 3)``."""
+    z = xyz[2].clamp_min(near_m)
+    u = k[..., 0, 0] * xyz[0] / z + k[..., 0, 2]
+    v = k[..., 1, 1] * xyz[1] / z + k[..., 1, 2]
+    return u, v
+
+
 def project_boxes(
     boxes_ego: Tensor, rig_t: RigTensors, near_m: float = NEAR_M
 ) -> tuple[Tensor, Tensor]:
@@ -210,17 +219,34 @@ def project_boxes(
     """
     corners = box_corners(boxes_ego)  # (..., N, 8, 3)
     cam = ego_to_camera_points(corners.flatten(-3, -2), rig_t)  # (..., C, N*8, 3)
-    cam = cam.unflatten(-2, (boxes_ego.shape[-2], 8))  # (..., C, N, 8, 3)
-    pts, keep = clipped_box_points(cam, near_m)  # (..., C, N, 24, 3), (..., C, N, 24)
-    z = pts[..., 2].clamp_min(near_m)
-    k = rig_t.intrinsics[:, None, None]  # (C, 1, 1, 3, 3)
-    u = k[..., 0, 0] * pts[..., 0] / z + k[..., 0, 2]
-    v = k[..., 1, 1] * pts[..., 1] / z + k[..., 1, 2]
-    big = torch.finfo(u.dtype).max
-    x0 = torch.where(keep, u, big).amin(-1)
-    y0 = torch.where(keep, v, big).amin(-1)
-    x1 = torch.where(keep, u, -big).amax(-1)
-    y1 = torch.where(keep, v, -big).amax(-1)
+    # Coordinate- and corner-major (3, 8, ..., C, N): elementwise work on long contiguous rows,
+    # and the min / max over corners reduce a leading dim.
+    cam = cam.unflatten(-2, (boxes_ego.shape[-2], 8)).movedim(-2, 0).movedim(-1, 0).contiguous()
+    k = rig_t.intrinsics[:, None]  # (C, 1, 3, 3)
+    front = cam[2] >= near_m  # (8, ..., C, N)
+    u, v = _pixels(cam, k, near_m)
+    # Masked corners get +-1e30 added: exact for kept ones, and far cheaper than where().
+    off = (1 - front.view(torch.uint8).to(u.dtype)) * 1e30
+    x0, y0 = (u + off).amin(0), (v + off).amin(0)
+    x1, y1 = (u - off).amax(0), (v - off).amax(0)
+    keep = front.any(0)
+    # Boxes that straddle the near plane (a few percent) also reach the points where their
+    # edges cross it, which bound the clipped solid's projection (see clipped_box_points).
+    cut = torch.nonzero(keep & ~front.all(0), as_tuple=True)
+    if len(cut[0]):
+        cam_cut = cam[(slice(None), slice(None), *cut)]  # (3, 8, S)
+        e = BOX_EDGES.to(cam.device)
+        a, b = cam_cut[:, e[:, 0]], cam_cut[:, e[:, 1]]  # (3, 12, S)
+        za, zb = a[2], b[2]
+        dz = torch.where((zb - za).abs() > 1e-9, zb - za, torch.ones_like(za))
+        cross = a + ((near_m - za) / dz).clamp(0, 1) * (b - a)
+        k_cut = rig_t.intrinsics[cut[-2]]  # (S, 3, 3)
+        cu, cv = _pixels(cross, k_cut, near_m)
+        off = (1 - ((za >= near_m) ^ (zb >= near_m)).view(torch.uint8).to(u.dtype)) * 1e30
+        x0[cut] = torch.minimum(x0[cut], (cu + off).amin(0))
+        y0[cut] = torch.minimum(y0[cut], (cv + off).amin(0))
+        x1[cut] = torch.maximum(x1[cut], (cu - off).amax(0))
+        y1[cut] = torch.maximum(y1[cut], (cv - off).amax(0))
     w = rig_t.size_wh_px[:, 0, None]
     h = rig_t.size_wh_px[:, 1, None]
     box = torch.stack(
@@ -232,8 +258,8 @@ def project_boxes(
         ],
         -1,
     )
-    in_view = keep.any(-1) & (box[..., 2] > box[..., 0]) & (box[..., 3] > box[..., 1])
-    return torch.where(in_view[..., None], box, torch.zeros_like(box)), in_view
+    in_view = keep & (box[..., 2] > box[..., 0]) & (box[..., 3] > box[..., 1])
+    return box * in_view[..., None].view(torch.uint8).to(box.dtype), in_view
 
 
 def visible_fraction(object_index: Tensor, footprint_px: Tensor) -> Tensor:

@@ -75,7 +75,9 @@ class GroundLevelGroup:
     Attributes:
         level: mip level.
         pixel: ``(P_l,)`` int64 flat index into the ``(C * H * W)`` pixels of one rig frame.
-        ground_xy1: ``(P_l, 3)`` float32 ``(x, y, 1)`` ego-frame ground hit of each pixel.
+        ground_xy1: ``(3, P_l)`` float32 rows ``x``, ``y``, ``1`` of each pixel's ego-frame
+            ground hit (as rows, so that the per-frame affine map is one matmul whose output
+            rows ``u`` and ``v`` are contiguous).
     """
 
     level: int
@@ -170,7 +172,7 @@ def build_rig_raster(
     groups = []
     for lv in range(mip_levels):  # a handful of levels, set up once per rig
         pix = torch.nonzero(flat_ground & (flat_level == lv)).flatten()
-        groups.append(GroundLevelGroup(lv, pix, xy1[pix].contiguous()))
+        groups.append(GroundLevelGroup(lv, pix, xy1[pix].T.contiguous()))
     k = rig_t.intrinsics
     return RigRaster(
         num_cameras=c,
