@@ -8,6 +8,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
+# Headless Chromium for the report's browser test (tests/test_report_browser.py skips without
+# it). Debian's package, only as root and only when missing (checked on every run, as a
+# machine may be new while .venv is not); never fails the install.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+    || echo "install.sh: could not install chromium; the browser test will skip" >&2
+fi
 stamp=.venv/.cordillera-installed
 if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then
   exit 0

@@ -547,3 +547,17 @@ def test_logged_timing_glitch_nuscenes_scene_0655() -> None:
     assert step_mps[196] > 1.8 * np.median(step_mps[180:])  # the log skips a sample there
     lon = label_kinematic(xy, heading, 0.1, valid).longitudinal[0]
     assert set(lon[-30:].tolist()) == {Lon.MAINTAIN_SPEED}
+
+
+def test_a_path_folding_back_on_itself_labels_without_error() -> None:
+    # A standing plan whose heading flips by pi at every step (jittering back and forth):
+    # the local fit must stay well posed and the vehicle read as standing.
+    t = 65
+    x = torch.zeros(1, t, 2, dtype=torch.float32)
+    x[0, 1::2, 0] = 1e-3
+    heading = torch.zeros(1, t)
+    heading[0, 1::2] = math.pi
+    for h in (heading, None):
+        labels = label_kinematic(x, h, 0.1)
+        assert labels.longitudinal.shape == (1, t)
+        assert (labels.longitudinal[0, 5:-5] == int(LongitudinalAction.STOP)).all()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from cordillera.cli.demo import demo
+from cordillera.cli.eval import eval_command
 from cordillera.cli.render import render
+from cordillera.cli.report import report
 from cordillera.cli.scenes import scenes_app
 from cordillera.cli.simulate import simulate
 
@@ -19,6 +21,8 @@ app.add_typer(scenes_app, name="scenes")
 app.command()(demo)
 app.command()(render)
 app.command()(simulate)
+app.command("eval")(eval_command)
+app.command()(report)
 
 
 if __name__ == "__main__":

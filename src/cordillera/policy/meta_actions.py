@@ -308,7 +308,10 @@ def local_poly(
     ridge = torch.zeros(degree + 1, dtype=x.dtype, device=x.device)
     ridge[-1] = 1e-6
     eye = torch.eye(degree + 1, dtype=x.dtype, device=x.device)
-    gram = gram + torch.diag(ridge) * gram[..., :1, :1] + 1e-9 * eye
+    # A ridge relative to the window's own scale keeps the solve well posed when the weights
+    # leave the fit degenerate (a window of one valid step, a path folding back on itself).
+    scale = gram.diagonal(dim1=-2, dim2=-1).mean(-1)[..., None, None].clamp_min(1e-6)
+    gram = gram + torch.diag(ridge) * gram[..., :1, :1] + 1e-5 * scale * eye
     coef = torch.linalg.solve(gram.unsqueeze(1), rhs).squeeze(-1)  # (B, C, T, d + 1)
     ones = torch.ones(1, 1, 2 * half + 1, dtype=x.dtype, device=x.device)
     count = F.conv1d(w.unsqueeze(1), ones, padding=half).squeeze(1)

@@ -73,7 +73,9 @@ class ChainOfCausation:
 
     def text(self) -> str:
         """One or two plain sentences rendered from the structure."""
-        decisions = [d.text.replace("_", " ") for d in (self.longitudinal, self.lateral) if d]
+        decisions = [
+            d.text.replace("_", " ") for d in (self.longitudinal, self.lateral) if d is not None
+        ]
         what = " and ".join(decisions) if decisions else "drive on"
         if self.causes:
             c = self.causes[0]
@@ -87,8 +89,8 @@ class ChainOfCausation:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "longitudinal": self.longitudinal.text if self.longitudinal else None,
-            "lateral": self.lateral.text if self.lateral else None,
+            "longitudinal": self.longitudinal.text if self.longitudinal is not None else None,
+            "lateral": self.lateral.text if self.lateral is not None else None,
             "causes": [c.__dict__ for c in self.causes],
             "ego_motion": self.ego_motion,
             "evidence_window_s": list(self.evidence_window_s),
