@@ -13,7 +13,6 @@ import pickle
 import subprocess
 import sys
 import tempfile
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from tests.fuzzing import assert_reads_or_format_error, mutated_bytes
 
 from cordillera.errors import SceneFormatError
 from cordillera.scene.readers import read_scene
+from cordillera.scene.safe_pickle import safe_load
 
 SMALLEST = ("scenarionet", "nuscenes", "nuscenes_2", "0.pkl")  # scene-0757, 650 kB
 FUZZ = settings(
@@ -37,9 +37,9 @@ FUZZ = settings(
 
 
 def _load(path: Path) -> dict[str, Any]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # numpy.core.* names in the files
-        out: dict[str, Any] = pickle.loads(path.read_bytes())
+    """The raw scene dict, read with the restricted unpickler (never a bare pickle.load)."""
+    out = safe_load(path.read_bytes(), path)
+    assert isinstance(out, dict)
     return out
 
 

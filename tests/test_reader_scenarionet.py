@@ -12,7 +12,6 @@ import io
 import math
 import os
 import pickle
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,9 @@ from cordillera.scene.types import LaneType, ObjectType, RoadLineType, SignalSta
 
 
 def _plain_load(path: Path) -> dict[str, Any]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # numpy.core.* names in the files
-        out: dict[str, Any] = pickle.loads(path.read_bytes())
+    """The raw scene dict, read with the restricted unpickler (never a bare pickle.load)."""
+    out = safe_load(path.read_bytes(), path)
+    assert isinstance(out, dict)
     return out
 
 
