@@ -34,6 +34,12 @@ def simulate(
 
     if traffic not in ("idm", "log"):
         raise CordilleraError(f"--traffic must be idm or log, got {traffic!r}")
+    if seconds is not None and not seconds > 0:
+        raise CordilleraError(f"--seconds must be > 0, got {seconds}")
+    if not fps > 0:
+        raise CordilleraError(f"--fps must be > 0, got {fps}")
+    if size_px < 64:
+        raise CordilleraError(f"--size-px must be >= 64, got {size_px}")
     sources = find_sources(scene_path)
     if len(sources) != 1:
         raise CordilleraError(f"{scene_path} holds {len(sources)} scenes; give one")
