@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -49,3 +51,21 @@ def test_plan_validation_and_frames() -> None:
         Plan(w * float("nan"), zero, zero, zero)
     with pytest.raises(PlanError, match="lateral"):
         Plan(w, zero, torch.tensor([9]), zero)
+
+
+def test_plan_poses_keep_the_vehicle_axis_when_reversing_and_turning() -> None:
+    from cordillera.policy.meta_actions import MetaActionConfig
+    from cordillera.policy.meta_fill import plan_poses
+
+    cfg = MetaActionConfig()
+    # Forward 2 m, then back along the same line: the axis stays at 0 (reversing, not a U-turn).
+    x = torch.cat([torch.linspace(0.1, 2.0, 20), torch.linspace(1.9, 0.0, 20)])
+    fwd_back = torch.stack([x, torch.zeros_like(x)], -1).unsqueeze(0)
+    _, heading = plan_poses(fwd_back, 0.1, cfg)
+    assert torch.allclose(heading, torch.zeros_like(heading), atol=1e-5)
+    # A quarter circle to the left: the heading rises smoothly from 0 towards pi/2.
+    a = torch.linspace(0.05, math.pi / 2, 40)
+    arc = torch.stack([10 * torch.sin(a), 10 * (1 - torch.cos(a))], -1).unsqueeze(0)
+    _, heading = plan_poses(arc, 0.1, cfg)
+    assert bool((torch.diff(heading[0]) >= -1e-6).all())
+    assert heading[0, -1].item() == pytest.approx(math.pi / 2, abs=0.1)

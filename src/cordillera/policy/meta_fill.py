@@ -108,13 +108,12 @@ def plan_poses(
     moving = torch.linalg.vector_norm(chord, dim=-1) >= config.stop_speed_mps * span_s
     course[:, 0], moving[:, 0] = 0.0, True  # the ego faces +x at the origin of its frame
     course = fill_invalid(course, moving)
-    # Each heading depends on the one before: a scan over the K steps (not over rollouts).
-    headings = [course[:, 0]]
-    for step in range(1, k + 1):
-        turn = torch.remainder(course[:, step] - headings[-1] + math.pi, 2 * math.pi) - math.pi
-        turn = torch.where(turn.abs() > math.pi / 2, turn - math.pi * torch.sign(turn), turn)
-        headings.append(headings[-1] + turn)
-    return xy, torch.stack(headings, 1)
+    # The heading follows the vehicle's axis, not the direction of motion: each step turns by
+    # the course change folded into (-pi/2, pi/2] (a backward move reads as reversing, not as
+    # a half turn). Folding modulo pi is wrapping the doubled angle, so the whole scan is a
+    # cumulative sum.
+    turn = torch.remainder(2 * torch.diff(course, dim=1) + math.pi, 2 * math.pi) - math.pi
+    return xy, torch.cat([course[:, :1], course[:, :1] + torch.cumsum(turn / 2, 1)], 1)
 
 
 def fill_meta_actions(
