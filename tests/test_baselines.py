@@ -26,23 +26,19 @@ from cordillera.policy.plan import PLAN_HORIZON, Plan
 from cordillera.policy.registry import get_policy, policy_config, policy_names
 from cordillera.scene.model import Scene
 from cordillera.scene.types import SignalState
-from cordillera.sim.config import SimConfig
+from cordillera.sim.config import SimConfig, TrafficMode
 from cordillera.sim.simulator import Simulator
 from cordillera.sim.state import SimState
+from policy_harness import setup_policy
 from scene_builders import Obj, Signal, straight_road_scene
 
 DT = 0.1
 
 
 def _setup(
-    scene: Scene, policy: Policy, traffic: str = "log"
+    scene: Scene, policy: Policy, traffic: TrafficMode = "log"
 ) -> tuple[Simulator, InputBuilder, SimState]:
-    sim = Simulator([scene], SimConfig(traffic=traffic))  # type: ignore[arg-type]
-    state = sim.reset()
-    policy.reset([scene])
-    builder = InputBuilder(sim, [scene], policy.request)
-    builder.reset(state)
-    return sim, builder, state
+    return setup_policy(scene, policy, traffic)
 
 
 def _ego_pose(sim: Simulator, state: SimState) -> tuple[torch.Tensor, torch.Tensor]:

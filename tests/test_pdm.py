@@ -19,9 +19,10 @@ from cordillera.policy.pdm_scoring import PdmWeights, combine, relative_progress
 from cordillera.policy.plan import ChainOfCausation, Plan
 from cordillera.scene.model import Scene
 from cordillera.scene.types import ObjectType, SignalState
-from cordillera.sim.config import SimConfig
+from cordillera.sim.config import TrafficMode
 from cordillera.sim.simulator import Simulator
 from cordillera.sim.state import SimState
+from policy_harness import setup_policy
 from scene_builders import Obj, Signal, straight_road_scene
 
 PEDESTRIAN = {"kind": ObjectType.PEDESTRIAN, "size_lwh_m": (0.6, 0.6, 1.8)}
@@ -33,14 +34,9 @@ STOPPING = (
 
 
 def _setup(
-    scene: Scene, policy: PdmPolicy, traffic: str = "idm"
+    scene: Scene, policy: PdmPolicy, traffic: TrafficMode = "idm"
 ) -> tuple[Simulator, InputBuilder, SimState]:
-    sim = Simulator([scene], SimConfig(traffic=traffic))  # type: ignore[arg-type]
-    state = sim.reset()
-    policy.reset([scene])
-    builder = InputBuilder(sim, [scene], policy.request)
-    builder.reset(state)
-    return sim, builder, state
+    return setup_policy(scene, policy, traffic)
 
 
 def _step(sim: Simulator, state: SimState, plan: Plan) -> SimState:
