@@ -28,4 +28,9 @@ if ! python -c "import torch" >/dev/null 2>&1; then
     || python -m pip install -q torch
 fi
 python -m pip install -q -e ".[dev]"
+# The AlpaSim egodriver wire contract (and the independent peer the tests drive). Its declared
+# protobuf>=4.25 clashes with commonroad-io's protobuf==3.20.2 pin for pip's resolver, but its
+# generated code runs on 3.20 (tests/test_service_*.py prove it), so it goes in without
+# re-resolving dependencies; what it needs besides protobuf is already a dependency.
+python -m pip install -q --no-deps "carla-driver-interface==2.3.1"
 touch "$stamp"

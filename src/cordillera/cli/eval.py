@@ -55,6 +55,7 @@ def run_eval(
     report: bool = True,
     progress: bool = True,
     out_console: Console | None = None,
+    driver: str | None = None,
 ) -> EvalResult:
     """What ``cordillera eval`` does (the benchmark calls it in-process): resolve the policy
     and scenes, evaluate, print the table (to ``out_console``, default stdout), return the
@@ -78,9 +79,14 @@ def run_eval(
     )
     mode: TrafficMode = "log" if traffic == "log" else "idm"
     start = time.perf_counter()
-    chosen = get_policy(policy)
     loaded = load_scenes(scenes)
-    result = evaluate(chosen, loaded, mode, out, config)
+    if driver is not None:  # an external egodriver service decides (cordillera.service)
+        from cordillera.service.client import RemoteDriverPolicy
+
+        with RemoteDriverPolicy.connect(driver) as remote:
+            result = evaluate(remote, loaded, mode, out, config)
+    else:
+        result = evaluate(get_policy(policy), loaded, mode, out, config)
     result.timings_s["load"] = time.perf_counter() - start - sum(result.timings_s.values())
     con = out_console or console
     print_table(result.table, con)
@@ -118,6 +124,10 @@ def eval_command(
     device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
     report: Annotated[bool, typer.Option(help="Write report.html into the run folder.")] = True,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    driver: Annotated[
+        str | None,
+        typer.Option(help="grpc://HOST:PORT of an egodriver service to drive (replaces --policy)."),
+    ] = None,
 ) -> None:
     """Evaluate a policy in closed loop: all scenes in one batch; writes metrics.json,
     the run's arrays and a self-contained report.html into --out."""
@@ -133,4 +143,5 @@ def eval_command(
         device=device,
         report=report,
         progress=progress,
+        driver=driver,
     )

@@ -215,7 +215,8 @@ def find_obstacles(
     light_i = torch.full((b,), -1, dtype=torch.long, device=dev)
     light_state = torch.full((b,), int(SignalState.UNKNOWN), dtype=torch.long, device=dev)
     if sig_state is not None:
-        sig_valid = bt.signal_valid.index_select(0, u)
+        # Only the heads that control the ego's own way (not a red arrow beside its green).
+        sig_valid = bt.signal_valid.index_select(0, u) & bt.signal_applies[u, sim.ego_index]
         red = (sig_state == int(SignalState.RED)) | (sig_state == int(SignalState.FLASHING_RED))
         yellow = sig_state == int(SignalState.YELLOW)
         args = (

@@ -10,6 +10,7 @@ the few kilometres a scene spans, while world coordinates (AV2 city frames) woul
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -87,7 +88,10 @@ class SceneBatch:
     Signals / stop signs:
         signal_xy_m ``(U, S, 2)`` stop points, signal_heading_rad ``(U, S)`` direction of the
         controlled lane there, signal_state ``(U, S, T)`` int64 :class:`SignalState`,
-        signal_valid ``(U, S)``; stop_sign_xy_m ``(U, M, 2)``, stop_sign_heading_rad ``(U, M)``,
+        signal_valid ``(U, S)``; signal_applies ``(U, N, S)`` whether each object's logged path
+        runs through the signal's controlled lane (heads that share a stop point but control
+        other connectors — a red left-turn arrow beside a green through light — do not apply);
+        stop_sign_xy_m ``(U, M, 2)``, stop_sign_heading_rad ``(U, M)``,
         stop_sign_valid ``(U, M)``.
     Grids (G = max cells, all scenes share resolution):
         drivable_flat ``(sum of H·W,)`` bool, every scene's drivable-area grid flattened
@@ -126,6 +130,7 @@ class SceneBatch:
     signal_heading_rad: torch.Tensor
     signal_state: torch.Tensor
     signal_valid: torch.Tensor
+    signal_applies: torch.Tensor
     stop_sign_xy_m: torch.Tensor
     stop_sign_heading_rad: torch.Tensor
     stop_sign_valid: torch.Tensor
@@ -151,6 +156,21 @@ class SceneBatch:
     @property
     def device(self) -> torch.device:
         return self.log_xy_m.device
+
+    def select(self, index: torch.Tensor | Sequence[int]) -> SceneBatch:
+        """A batch of the scenes at ``index`` ``(U',)`` (repeats allowed: cheap copies to edit,
+        e.g. counterfactual variants of one scene). Per-scene tensors are gathered; the flat
+        drivable grids are shared, their offsets gathered."""
+        idx = torch.as_tensor(index, dtype=torch.long, device=self.device)
+        u = self.num_scenes
+        fields: dict[str, object] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, torch.Tensor) and f.name != "drivable_flat" and v.shape[:1] == (u,):
+                v = v.index_select(0, idx)
+            fields[f.name] = v
+        fields["scene_ids"] = tuple(self.scene_ids[i] for i in idx.tolist())
+        return SceneBatch(**fields)  # type: ignore[arg-type]
 
     @staticmethod
     def from_scenes(scenes: Sequence[Scene], device: str | torch.device = "cpu") -> SceneBatch:
@@ -184,6 +204,45 @@ class SceneBatch:
 
 
 _PAD_VALUES = {"object_type": 3, "signal_state": int(SignalState.UNKNOWN)}
+
+
+SIGNAL_PROBE_M = 15.0
+"""Arc length along a signal's controlled lane, from its stop point, of the probe point a path
+must pass to be controlled by it (far enough for a turn connector to have left the through
+one)."""
+SIGNAL_PATH_TOLERANCE_M = 2.5
+
+
+def _signal_applies(
+    scene: Scene, path_xyh: F64, sig_xy: F64, origin: npt.NDArray[np.float64]
+) -> npt.NDArray[np.bool_]:
+    """``(N, S)`` whether each object's path passes a signal's stop point and a probe point
+    :data:`SIGNAL_PROBE_M` along its controlled lane (downstream where the lane goes on past
+    the stop point, else upstream); signals of unknown lane apply to every path through their
+    stop point."""
+    n, s = path_xyh.shape[0], len(sig_xy)
+    if s == 0 or n == 0:
+        return np.zeros((n, s), bool)
+    lanes = scene.map.lanes
+    probes = sig_xy.astype(np.float64).copy()
+    for j, lane in enumerate(scene.signals.lane):  # signals of one scene, load time only
+        if lane < 0 or lane >= len(lanes):
+            continue
+        pts = lanes[int(lane)][:, :2] - origin
+        if len(pts) < 2:
+            continue
+        arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=-1))])
+        at = arc[int(np.linalg.norm(pts - sig_xy[j], axis=-1).argmin())]
+        want = at + SIGNAL_PROBE_M if arc[-1] - at >= SIGNAL_PROBE_M / 2 else at - SIGNAL_PROBE_M
+        want = float(np.clip(want, 0.0, arc[-1]))
+        probes[j] = [np.interp(want, arc, pts[:, 0]), np.interp(want, arc, pts[:, 1])]
+    xy = path_xyh[:, :, :2]  # (N, P, 2)
+
+    def near(points: F64) -> npt.NDArray[np.bool_]:
+        d = np.linalg.norm(xy[:, :, None, :] - points[None, None], axis=-1)  # (N, P, S)
+        return np.asarray(d.min(1) < SIGNAL_PATH_TOLERANCE_M)
+
+    return near(sig_xy.astype(np.float64)) & near(probes)
 
 
 def _pad_stack(arrays: list[npt.NDArray[np.generic]], key: str) -> npt.NDArray[np.generic]:
@@ -265,6 +324,7 @@ def _scene_arrays(scene: Scene) -> dict[str, npt.NDArray[np.generic]]:
         "signal_heading_rad": sig_h.astype(np.float32),
         "signal_state": sig.state.astype(np.int64),
         "signal_valid": np.ones(len(sig_xy), bool),
+        "signal_applies": _signal_applies(scene, path_xyh, sig_xy, origin),
         "stop_sign_xy_m": ss_xy.astype(np.float32),
         "stop_sign_heading_rad": ss_h.astype(np.float32),
         "stop_sign_valid": np.ones(len(ss_xy), bool),

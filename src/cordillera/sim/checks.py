@@ -183,6 +183,7 @@ def _candidates(
 def _red_light(
     batch: SceneBatch,
     scene_of: torch.Tensor,
+    agent_index: torch.Tensor,
     state: SimState,
     front: torch.Tensor,
     prev_front: torch.Tensor,
@@ -206,7 +207,8 @@ def _red_light(
     lat_now = sdir[..., 0] * off_now[..., 1] - sdir[..., 1] * off_now[..., 0]
     aligned = wrap_angle(heading.unsqueeze(-1) - sh).abs() <= SIGNAL_HEADING_TOLERANCE_RAD
     crossed = (lon_prev <= 0) & (lon_now > 0) & (lat_now.abs() <= SIGNAL_LATERAL_TOLERANCE_M)
-    return (crossed & aligned & red.unsqueeze(1)).any(-1)
+    applies = batch.signal_applies[scene_of[:, None], agent_index]  # (B, M, S)
+    return (crossed & aligned & red.unsqueeze(1) & applies).any(-1)
 
 
 def compute_checks(
@@ -298,7 +300,7 @@ def compute_checks(
     # Signals, route, log, kinematics.
     prev_h = _take(prev.heading_rad, agent_index)
     prev_front = _take(prev.xy_m, agent_index) + 0.5 * lw[..., 0:1] * _unit(prev_h)
-    red = _red_light(batch, scene_of, state, front, prev_front, h)
+    red = _red_light(batch, scene_of, agent_index, state, front, prev_front, h)
     red = red & alive & _take(prev.valid, agent_index)
     is_ego = agent_index == batch.ego_index.index_select(0, scene_of).unsqueeze(1)
     col = is_ego.long().argmax(1).view(b, 1, 1).expand(b, 1, 2)

@@ -63,6 +63,9 @@ class IdmConfig:
         num_neighbours: nearest objects ahead kept as potential leaders per agent.
         neighbour_refresh_steps: steps between recomputations of the neighbour lists.
         stop_sign_wait_s: how long an agent halts at a stop sign before proceeding.
+        pedestrian_anticipation_s: a pedestrian or cyclist also counts as on the path where
+            its constant-velocity position this far ahead is (drivers brake for someone
+            stepping off the curb, not only once they are in the lane); 0 disables.
     """
 
     max_accel_mps2: float = 1.5
@@ -77,8 +80,11 @@ class IdmConfig:
     num_neighbours: int = 12
     neighbour_refresh_steps: int = 5
     stop_sign_wait_s: float = 1.0
+    pedestrian_anticipation_s: float = 1.5
 
     def __post_init__(self) -> None:
+        if self.pedestrian_anticipation_s < 0:
+            raise ConfigError("IdmConfig.pedestrian_anticipation_s must be >= 0")
         _positive(
             "IdmConfig",
             max_accel_mps2=self.max_accel_mps2,

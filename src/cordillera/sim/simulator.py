@@ -154,11 +154,25 @@ class Simulator:
         ok = rows < n
         return torch.where(ok, rows, self.ego_index.view(b, 1)), ok
 
-    def reset(self) -> SimState:
-        """The state at ``config.start_step``, taken from the logs."""
+    def reset(self, start_step: torch.Tensor | None = None) -> SimState:
+        """The state at ``config.start_step``, taken from the logs.
+
+        Args:
+            start_step: ``(B,)`` log step of each rollout instead (rollouts of one batch may
+                start at different moments, e.g. counterfactuals from several keyframes).
+        """
         b, n = self.batch_size, self.batch.max_objects
         dev = self.batch.device
-        step = torch.full((b,), self.config.start_step, dtype=torch.long, device=dev)
+        if start_step is None:
+            step = torch.full((b,), self.config.start_step, dtype=torch.long, device=dev)
+        else:
+            step = torch.as_tensor(start_step, dtype=torch.long, device=dev)
+            last = self._g(self.batch.num_steps) - 1
+            if step.shape != (b,) or bool((step < 0).any()) or bool((step > last).any()):
+                raise ConfigError(
+                    f"start_step must be ({b},) steps inside each rollout's log, "
+                    f"got {step.tolist()}"
+                )
         xy, heading, speed, valid = self.log_at(step)
         otype = self._g(self.batch.object_type)
         mask = self._g(self.batch.object_mask)

@@ -144,7 +144,8 @@ def _sign_gaps(
     d = torch.linalg.vector_norm(points_xy.unsqueeze(3) - sign_xy[:, None, None], dim=-1)
     dh = wrap_angle(points_heading.unsqueeze(3) - sign_heading[:, None, None]).abs()
     hit = (d < SIGNAL_LATERAL_TOLERANCE_M) & (dh < SIGN_HEADING_TOLERANCE_RAD)
-    hit &= active[:, None, None, :]
+    # active: (B, S) for every agent, or (B, N, S) per agent (signals that apply to its path).
+    hit &= active.unsqueeze(-2) if active.ndim == 3 else active[:, None, None, :]
     s = torch.where(hit, sample_s.unsqueeze(-1), FAR_GAP_M)  # (B, N, K, S)
     return s.amin(dim=(2, 3))
 
@@ -202,6 +203,15 @@ def reactive_step(
     ch = torch.gather(heading_rad, 1, flat).view(b, r, c)
     cok = torch.gather(valid, 1, flat).view(b, r, c) & (neighbours != rows.unsqueeze(-1))
     dd = torch.linalg.vector_norm(cxy.unsqueeze(3) - pts.unsqueeze(2), dim=-1)  # (B, R, C, K)
+    if cfg.pedestrian_anticipation_s > 0:
+        # Vulnerable road users also block the path where they will be shortly.
+        ctype = batch.object_type[scene_of.view(b, 1), flat].view(b, r, c)
+        vru = (ctype == int(ObjectType.PEDESTRIAN)) | (ctype == int(ObjectType.CYCLIST))
+        step_m = (cv * cfg.pedestrian_anticipation_s * vru).unsqueeze(-1)
+        ahead = cxy + step_m * torch.stack([torch.cos(ch), torch.sin(ch)], -1)
+        dd = torch.minimum(
+            dd, torch.linalg.vector_norm(ahead.unsqueeze(3) - pts.unsqueeze(2), dim=-1)
+        )
     reach = 0.5 * (width.unsqueeze(-1) + cw) + cfg.lateral_margin_m
     on_path = (dd < reach.unsqueeze(-1)) & cok.unsqueeze(-1)
     first_s = torch.where(on_path, sample_rel.unsqueeze(2), FAR_GAP_M).amin(-1)  # (B, R, C)
@@ -225,8 +235,10 @@ def reactive_step(
         sig_valid = batch.signal_valid[u, sig]
         sig_xy = batch.signal_xy_m[u, sig]
         sig_h = batch.signal_heading_rad[u, sig]
+        applies = batch.signal_applies[u, rows]  # (B, R, S)
         red = ((sig_now == SignalState.RED) | (sig_now == SignalState.FLASHING_RED)) & sig_valid
-        yellow = (sig_now == SignalState.YELLOW) & sig_valid
+        red = red.unsqueeze(1) & applies
+        yellow = ((sig_now == SignalState.YELLOW) & sig_valid).unsqueeze(1) & applies
         gap_red = _sign_gaps(pts, pts_heading, sample_rel, sig_xy, sig_h, red) - half_len
         gap_yel = _sign_gaps(pts, pts_heading, sample_rel, sig_xy, sig_h, yellow) - half_len
         can_stop = gap_yel > a_v.clamp_min(0) ** 2 / (2 * cfg.comfort_decel_mps2)

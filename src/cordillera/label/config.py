@@ -1,0 +1,84 @@
+"""The auto-labeler's settings: one frozen, typed record (saved with every dataset)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from cordillera.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class LabelerConfig:
+    """How keyframes are chosen, decisions read, causes proven and frames stored.
+
+    Attributes:
+        regular_interval_s: a keyframe at least this often, besides behaviour changes.
+        min_keyframe_gap_s: keyframes closer than this are merged (behaviour changes win).
+        history_steps: past ego positions stored per sample (10 Hz, the current one included).
+        horizon_steps: future positions stored per sample (64 = 6.4 s at 10 Hz).
+        decision_window_s: future span whose behaviour the decisions describe.
+        min_future_s: a keyframe needs this much logged future.
+        counterfactual: re-simulate without each candidate cause (off: causes ranked by
+            proximity only, effects 0 — a fast, unproven mode).
+        counterfactual_horizon_s: length of each re-simulation.
+        planner: the reactive planner that drives the ego in the re-simulations (a policy
+            name: ``pdm`` forecasts other road users and avoids predicted conflicts; ``idm``
+            reacts only to what is on its path now).
+        candidate_radius_m: objects farther than this from the ego over the decision window
+            are not candidate causes.
+        max_candidates: most candidate causes tested per keyframe (nearest first).
+        min_effect_mps: mean ego speed change (m/s) from which a candidate is a cause.
+        frames: past camera frames stored per camera (the keyframe's included).
+        frame_stride_steps: steps between stored frames.
+        image_width_px, image_height_px: camera image size.
+        rig: ``"auto"`` (the scene's real rig when it has calibration, else ``ring7``) or a
+            rig preset name.
+    """
+
+    regular_interval_s: float = 2.0
+    min_keyframe_gap_s: float = 0.8
+    history_steps: int = 20
+    horizon_steps: int = 64
+    decision_window_s: float = 4.0
+    min_future_s: float = 3.0
+    counterfactual: bool = True
+    counterfactual_horizon_s: float = 5.0
+    planner: str = "idm"
+    candidate_radius_m: float = 50.0
+    max_candidates: int = 8
+    min_effect_mps: float = 0.5
+    frames: int = 4
+    frame_stride_steps: int = 5
+    image_width_px: int = 256
+    image_height_px: int = 144
+    rig: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in (
+            "regular_interval_s",
+            "min_keyframe_gap_s",
+            "decision_window_s",
+            "min_future_s",
+            "counterfactual_horizon_s",
+            "candidate_radius_m",
+            "min_effect_mps",
+        ):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and v > 0):
+                raise ConfigError(f"LabelerConfig.{name} must be > 0, got {v!r}")
+        for name in (
+            "history_steps",
+            "horizon_steps",
+            "max_candidates",
+            "frames",
+            "frame_stride_steps",
+            "image_width_px",
+            "image_height_px",
+        ):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ConfigError(f"LabelerConfig.{name} must be an int >= 1, got {v!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
