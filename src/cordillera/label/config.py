@@ -80,5 +80,8 @@ class LabelerConfig:
             if not isinstance(v, int) or v < 1:
                 raise ConfigError(f"LabelerConfig.{name} must be an int >= 1, got {v!r}")
 
+        if not self.rig or not self.planner:
+            raise ConfigError("LabelerConfig.rig and planner must be non-empty names")
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

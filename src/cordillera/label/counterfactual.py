@@ -14,15 +14,19 @@ changes its speed when removed; a bystander does not.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 import torch
 
 from cordillera.label.candidates import Candidate
 from cordillera.label.config import LabelerConfig
 from cordillera.label.record import CauseEvidence
 from cordillera.policy.base import ObservationRequest
+from cordillera.policy.baselines import IdmPolicy
 from cordillera.policy.inputs import InputBuilder
 from cordillera.policy.registry import get_policy
 from cordillera.scene.model import Scene
@@ -51,6 +55,31 @@ class Rollouts:
     start_speed_mps: torch.Tensor
     keyframe: torch.Tensor
     candidate: torch.Tensor
+
+
+NEAR_M = 120.0
+"""Objects that never come this close to the ego around the keyframes cannot matter to its
+re-simulation and are left out of the counterfactual batch."""
+
+
+def nearby_scene(scene: Scene, steps: Sequence[int], horizon_steps: int) -> Scene:
+    """``scene`` with only the objects that come within :data:`NEAR_M` of the ego between the
+    first keyframe and the last one's horizon (every rollout copy of the batch then stays
+    small; logs of hundreds of parked cars and far pedestrians cost nothing)."""
+    tr, e = scene.tracks, scene.ego_index
+    t0, t1 = min(steps), min(max(steps) + horizon_steps, scene.num_steps - 1)
+    d = np.linalg.norm(tr.xyz_m[:, t0 : t1 + 1, :2] - tr.xyz_m[e, t0 : t1 + 1, :2], axis=-1)
+    near: npt.NDArray[np.bool_] = np.asarray(
+        (np.where(tr.valid[:, t0 : t1 + 1], d, np.inf) < NEAR_M).any(1), bool
+    )
+    near[e] = True
+    if near.all():
+        return scene
+    keep = np.nonzero(near)[0]
+    tracks = dataclasses.replace(
+        tr, **{f.name: getattr(tr, f.name)[keep] for f in dataclasses.fields(tr)}
+    )
+    return dataclasses.replace(scene, tracks=tracks, ego_index=int(np.searchsorted(keep, e)))
 
 
 def _intervene(batch: SceneBatch, v: int, cand: Candidate) -> None:
@@ -97,10 +126,13 @@ def resimulate(
     speeds = []
     start_speed = state.speed_mps[rows, sim.ego_index].clone()
     for _ in range(horizon):
-        plan = policy.act(builder(state))
-        local = plan.to_local(
-            state.xy_m[rows, sim.ego_index], state.heading_rad[rows, sim.ego_index]
-        )
+        inputs = builder(state)
+        ego = sim.ego_index
+        if isinstance(policy, IdmPolicy):  # its meta-actions are not needed here
+            waypoints = policy.plan_waypoints(inputs)
+        else:
+            waypoints = policy.act(inputs).waypoints_ego_m
+        local = ego_to_local(waypoints, state.xy_m[rows, ego], state.heading_rad[rows, ego])
         state = sim.step_plan(state, local.unsqueeze(1), agents)
         speeds.append(state.speed_mps[rows, sim.ego_index])
     return Rollouts(
@@ -109,6 +141,15 @@ def resimulate(
         torch.tensor(kf, dtype=torch.long),
         torch.tensor(cand_of, dtype=torch.long),
     )
+
+
+def ego_to_local(
+    waypoints_ego_m: torch.Tensor, ego_xy_m: torch.Tensor, ego_heading_rad: torch.Tensor
+) -> torch.Tensor:
+    """``(B, K, 2)`` ego-frame waypoints in the simulator's frame (see ``Plan.to_local``)."""
+    c, s = torch.cos(ego_heading_rad)[:, None], torch.sin(ego_heading_rad)[:, None]
+    x, y = waypoints_ego_m[..., 0], waypoints_ego_m[..., 1]
+    return torch.stack([c * x - s * y, s * x + c * y], -1) + ego_xy_m[:, None, :]
 
 
 def behaviour_class(start_mps: torch.Tensor, speed_mps: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch
 
 from cordillera.label.candidates import Candidate, find_candidates
 from cordillera.label.config import LabelerConfig
-from cordillera.label.counterfactual import evidence, resimulate
+from cordillera.label.counterfactual import evidence, nearby_scene, resimulate
 from cordillera.label.decisions import (
     decision_mismatch,
     lateral_decision,
@@ -146,10 +146,12 @@ def label_scene(
     if not keyframes:
         return SceneLabels((), None, rig_name)
     steps = [k.step for k in keyframes]
-    cands = [find_candidates(scene, s, cfg) for s in steps]
+    horizon = round(cfg.counterfactual_horizon_s / scene.dt_s)
+    near = nearby_scene(scene, steps, max(horizon, round(cfg.decision_window_s / scene.dt_s)))
+    cands = [find_candidates(near, s, cfg) for s in steps]
     if cfg.counterfactual and any(cands):
-        base = SceneBatch.from_scenes([scene])
-        ev = evidence(resimulate(scene, base, steps, cands, cfg), cands)
+        base = SceneBatch.from_scenes([near])
+        ev = evidence(resimulate(near, base, steps, cands, cfg), cands)
     else:
         ev = [() for _ in steps]
     causes = [_causes(c, e, cfg) for c, e in zip(cands, ev, strict=True)]
@@ -160,7 +162,7 @@ def label_scene(
         images = render_keyframes(scene, steps, rig, cfg.frames, cfg.frame_stride_steps)
         groundings = ground(images, cause_ids)
     samples = [
-        _sample(scene, labels, kf, cands[i], ev[i], causes[i], groundings[i], rig_name, cfg)
+        _sample(scene, near, labels, kf, ev[i], causes[i], groundings[i], rig_name, cfg)
         for i, kf in enumerate(keyframes)
     ]
     return SceneLabels(tuple(samples), images, rig_name)
@@ -168,9 +170,9 @@ def label_scene(
 
 def _sample(
     scene: Scene,
+    near: Scene,
     labels: EgoLabels,
     kf: Keyframe,
-    cands: list[Candidate],
     ev: tuple[CauseEvidence, ...],
     causes: list[tuple[Candidate, float]],
     groundings: tuple[Grounding, ...],
@@ -200,7 +202,7 @@ def _sample(
     )
     reasons = [decision_mismatch(facts, lon, lat)]
     if top is not None:
-        reasons.append(_observable(scene, top, step, cfg))
+        reasons.append(_observable(near, top, step, cfg))
         if top.kind not in ("traffic_light", "stop_sign"):
             seen = [
                 g

@@ -342,6 +342,14 @@ class IdmPolicy:
         return (cfg.desired_speed_fraction * logged).clamp_min(cfg.min_desired_speed_mps)
 
     def act(self, inputs: PolicyInput) -> Plan:
+        waypoints = self.plan_waypoints(inputs)
+        sim, state = require_privileged(inputs, self.name)
+        lanes = self._scenes.lanes(sim, state) if self.config.lane_meta_actions else None
+        return make_plan(waypoints, sim.dt_s, lanes)
+
+    def plan_waypoints(self, inputs: PolicyInput) -> torch.Tensor:
+        """``(B, K, 2)`` the plan's waypoints in the ego frame, without meta-actions (for
+        callers that only drive the plan, e.g. counterfactual re-simulation)."""
         sim, state = require_privileged(inputs, self.name)
         cfg = self.config.idm
         b, n = state.valid.shape
@@ -382,9 +390,7 @@ class IdmPolicy:
         pose = ego_pose(sim, state)
         ahead = constant_accel_distances(pose.speed_mps, accel, desired, PLAN_HORIZON, sim.dt_s)
         local, _ = path_points(sim, s[:, None] + ahead)
-        waypoints = to_ego_frame(local, pose.xy_m, pose.heading_rad)
-        lanes = self._scenes.lanes(sim, state) if self.config.lane_meta_actions else None
-        return make_plan(waypoints, sim.dt_s, lanes)
+        return to_ego_frame(local, pose.xy_m, pose.heading_rad)
 
 
 __all__ = [
