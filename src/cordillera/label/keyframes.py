@@ -108,7 +108,11 @@ def select_keyframes(scene: Scene, labels: EgoLabels, config: LabelerConfig) -> 
     lo = first + past
     hi = last - round(config.min_future_s / dt)
     if hi < lo:
-        return []
+        # A log too short for the full history and future (CommonRoad scenarios run 3-5 s):
+        # one keyframe a third of the way in, with the past it has and two thirds ahead.
+        if last - first < 2:
+            return []
+        return [Keyframe(first + max(1, (last - first) // 3), "short log")]
     events = _transitions(labels.kinematic.longitudinal[0].numpy())
     if labels.lanes is not None:
         events += _lane_transitions(labels.lanes.lane[0].numpy())
