@@ -20,8 +20,10 @@ def sft(
         Path, typer.Option("--data", help="Labelled dataset directory (cordillera label).")
     ] = Path("out/labels"),
     out: Annotated[Path, typer.Option("--out", help="Run directory.")] = Path("out/vla"),
-    steps_stage1: Annotated[int, typer.Option("--steps-stage1", help="Text steps.")] = 300,
-    steps_stage2: Annotated[int, typer.Option("--steps-stage2", help="Action steps.")] = 600,
+    # Defaults sized for tiny on a 2-core CPU: ~9 min for the basic suite's ~70 samples
+    # (docs/vla.md); larger sets or configs want more.
+    steps_stage1: Annotated[int, typer.Option("--steps-stage1", help="Text steps.")] = 100,
+    steps_stage2: Annotated[int, typer.Option("--steps-stage2", help="Action steps.")] = 300,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate of stage 1.")] = 1e-3,
     lr_expert: Annotated[float, typer.Option("--lr-expert", help="Stage 2's.")] = 1e-3,

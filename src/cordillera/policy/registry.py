@@ -55,8 +55,14 @@ def policy_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+VLA_PREFIX = "vla:"
+"""``vla:RUN_DIR`` names a trained VLA run (:mod:`cordillera.vla.policy`)."""
+
+
 def policy_config(name: str, **kwargs: Any) -> Any:
     """The frozen config of policy ``name`` with ``kwargs`` as its fields."""
+    if name.startswith(VLA_PREFIX):
+        kwargs = {"run_dir": name[len(VLA_PREFIX) :], **kwargs}
     entry = _entry(name)
     fields = {f.name for f in dataclasses.fields(entry.config_type)}
     unknown = sorted(set(kwargs) - fields)
@@ -75,12 +81,25 @@ def get_policy(name: str, **kwargs: Any) -> Policy:
 
 
 def _entry(name: str) -> PolicyEntry:
+    if name.startswith(VLA_PREFIX):
+        # Imported here: the VLA pulls in transformers, which the other policies never need.
+        from cordillera.vla.policy import VlaPolicy, VlaPolicyConfig
+
+        return PolicyEntry(VlaPolicyConfig, VlaPolicy, "a trained VLA run (vla:RUN_DIR)")
     try:
         return _REGISTRY[name]
     except KeyError:
         raise ConfigError(
-            f"unknown policy {name!r}; registered policies: {', '.join(policy_names())}"
+            f"unknown policy {name!r}; registered policies: {', '.join(policy_names())}, "
+            f"or {VLA_PREFIX}RUN_DIR"
         ) from None
 
 
-__all__ = ["DEFAULT_POLICY", "PolicyEntry", "get_policy", "policy_config", "policy_names"]
+__all__ = [
+    "DEFAULT_POLICY",
+    "VLA_PREFIX",
+    "PolicyEntry",
+    "get_policy",
+    "policy_config",
+    "policy_names",
+]

@@ -109,13 +109,20 @@ class VlaInputs:
 
 
 def resize_frames(frames: torch.Tensor, width_px: int, height_px: int) -> torch.Tensor:
-    """``(..., H, W, 3)`` uint8 frames resized to the model's size (antialiased bilinear,
-    rounded back to uint8, so a cached resized dataset and a live decision see equal pixels)."""
+    """``(..., H, W, 3)`` uint8 frames resized to the model's size, rounded back to uint8 (so
+    a cached resized dataset and a live decision see equal pixels).
+
+    Downscaling uses area averaging (each output pixel is the mean of the input pixels it
+    covers: antialiased by construction, and ~10x cheaper on a CPU than antialiased bilinear,
+    which mattered at 28 frames per decision); upscaling is bilinear."""
     *lead, h, w, _ = frames.shape
     if (h, w) == (height_px, width_px):
         return frames
     x = frames.reshape(-1, h, w, 3).permute(0, 3, 1, 2).float()
-    x = F.interpolate(x, size=(height_px, width_px), mode="bilinear", antialias=True)
+    if height_px <= h and width_px <= w:
+        x = F.adaptive_avg_pool2d(x, (height_px, width_px))
+    else:
+        x = F.interpolate(x, size=(height_px, width_px), mode="bilinear", antialias=True)
     x = x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
     return x.reshape(*lead, height_px, width_px, 3)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import safetensors.torch
 import torch
@@ -261,11 +262,28 @@ class VlaModel(nn.Module):
         return torch.arange(length, device=self.device)[None] >= valid[:, None].to(self.device)
 
     # -- inference -----------------------------------------------------------------------
-    @torch.no_grad()
+    def _step(
+        self, embeds: torch.Tensor, cos_sin: tuple[torch.Tensor, torch.Tensor], cache: DynamicCache
+    ) -> torch.Tensor:
+        """One decode step through the text decoder's layers, bypassing the model-level
+        wrapper (mask building, position bookkeeping: ~2/3 of a step's time at tiny sizes).
+
+        A single query attends to every cached key, so no mask is needed; the positions'
+        rotary embeddings come precomputed (``cos_sin``). Returns ``(B, 1, D)`` final hidden
+        states, equal to :meth:`_decode` on the same token (tested)."""
+        lm: Any = self.language_model
+        h = embeds
+        for layer in lm.layers:
+            h = layer(h, position_embeddings=cos_sin, attention_mask=None, cache=cache,
+                      use_cache=True)  # fmt: skip
+        out: torch.Tensor = lm.norm(h)
+        return out
+
+    @torch.no_grad()  # not inference_mode: tests compare its memory with autograd passes
     def generate(
         self, inputs: VlaInputs, max_new_tokens: int | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Greedy text with a KV cache.
+        """Greedy text with a KV cache, stopping when every row has written ``<eos>``.
 
         Returns:
             ``(B, T)`` generated ids (``<eos>`` then padding after it), ``(B,)`` lengths
@@ -277,7 +295,12 @@ class VlaModel(nn.Module):
         emb, pos, vmask, deepstack = self.prompt(inputs)
         cache = DynamicCache(config=text_config(self.backbone))
         hidden = [self._decode(emb, pos, cache, vmask, deepstack)]
-        tok = self.backbone.lm_head(hidden[-1][:, -1]).argmax(-1)
+        head = self.backbone.lm_head
+        tok = head(hidden[-1][:, -1]).argmax(-1)
+        # Rotary embeddings of every position the loop may feed, computed once.
+        text_pos = self._text_positions(b, 0, n_max)
+        lm: Any = self.language_model
+        cos, sin = lm.rotary_emb(emb, text_pos)
         done = torch.zeros(b, dtype=torch.bool, device=self.device)
         lengths = torch.full((b,), n_max, dtype=torch.long, device=self.device)
         out: list[torch.Tensor] = []
@@ -286,11 +309,12 @@ class VlaModel(nn.Module):
             newly = (tok == self.eos_id) & ~done
             lengths = torch.where(newly, step + 1, lengths)
             done = done | newly
-            if bool(done.all()) or step == n_max - 1:
+            if step == n_max - 1 or bool(done.all()):
                 break
             e = self.embed_tokens(tok)[:, None]
-            hidden.append(self._decode(e, self._text_positions(b, step, 1), cache))
-            nxt = self.backbone.lm_head(hidden[-1][:, -1]).argmax(-1)
+            cs = (cos[:, step : step + 1], sin[:, step : step + 1])
+            hidden.append(self._step(e, cs, cache))
+            nxt = head(hidden[-1][:, -1]).argmax(-1)
             tok = torch.where(done, self.pad_id, nxt)
         ids = torch.stack(out, 1)
         h = torch.cat(hidden, 1)
@@ -328,7 +352,7 @@ class VlaModel(nn.Module):
         k = self.config.horizon
         return wps.view(b, samples, k, 2), controls.view(b, samples, k, 2)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def decide(self, inputs: VlaInputs, seed: int = 0, samples: int = 1) -> VlaDecision:
         """B decisions: text (CoC + meta-actions) by greedy decoding, then ``samples`` plans
         from the flow (noise from ``seed``; the first is the plan)."""
