@@ -188,7 +188,7 @@ def test_meta_actions_of_a_stopping_and_a_lane_changing_plan() -> None:
 
 
 def test_registry_names_builds_and_errors() -> None:
-    assert policy_names() == ["constant-velocity", "idm", "log-replay", "pdm"]
+    assert policy_names() == ["constant-velocity", "idm", "log-replay", "pdm", "route-follower"]
     for name in policy_names():
         policy = get_policy(name)
         assert isinstance(policy, Policy)

@@ -14,6 +14,11 @@ from carla_driver_interface.testing import FakeCamera
 
 from cordillera.errors import ConfigError
 from cordillera.policy.plan import CausalObject, ChainOfCausation, PlanError
+from cordillera.policy.route_follower import (
+    RouteFollowerPolicy,
+    max_curvature,
+    sample_polyline,
+)
 from cordillera.policy.vocabulary import (
     LaneAction,
     LateralAction,
@@ -41,11 +46,6 @@ from cordillera.service.contract import (
     yaw_from_quat,
 )
 from cordillera.service.errors import ContractViolation
-from cordillera.service.route_follower import (
-    RouteFollowerPolicy,
-    max_curvature,
-    sample_polyline,
-)
 
 
 def test_yaw_quaternions_match_the_reference_geometry() -> None:

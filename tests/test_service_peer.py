@@ -12,12 +12,12 @@ import pytest
 from cordillera.cli.eval import run_eval
 from cordillera.errors import ConfigError
 from cordillera.eval.runner import EvalConfig, evaluate
+from cordillera.policy.route_follower import RouteFollowerPolicy
 from cordillera.scene.generate import generate_scene
 from cordillera.service import (
     RemoteDriverConfig,
     RemoteDriverError,
     RemoteDriverPolicy,
-    RouteFollowerPolicy,
     ServeConfig,
     parse_driver_url,
     servable_policy,

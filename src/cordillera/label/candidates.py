@@ -123,28 +123,29 @@ def find_candidates(scene: Scene, step: int, config: LabelerConfig) -> list[Cand
     ego_s_now = ego_s[np.minimum(np.arange(xy.shape[1]), len(ego_s) - 1)]  # (W,)
     on_path = ok & (d_path < ON_PATH_M) & (s_path > ego_s_now[None])
     on_path_any: npt.NDArray[np.bool_] = np.asarray(on_path.any(1), bool)
-    speed = np.linalg.norm(tr.velocity_mps[:, win], axis=-1)
-    for i in range(tr.num_objects):  # objects of one scene: tens, at labelling time only
-        if i == e or not tr.valid[i, step]:
-            continue
-        if d_ego[i] > config.candidate_radius_m and not on_path_any[i]:
-            continue
-        rel = tr.xyz_m[i, step, :2] - ego_xy[step]
-        ahead, lateral = rel[0] * c + rel[1] * s, -rel[0] * s + rel[1] * c
-        if ahead < -5.0 and not on_path_any[i]:
-            continue  # behind the ego and never in its way
+    speed = np.linalg.norm(tr.velocity_mps[:, win], axis=-1)  # (N, W)
+    rel = tr.xyz_m[:, step, :2] - ego_xy[step]  # (N, 2)
+    ahead, lateral = rel[:, 0] * c + rel[:, 1] * s, -rel[:, 0] * s + rel[:, 1] * c
+    # Near enough (or on the path), and not behind the ego unless it comes into its way.
+    keep = tr.valid[:, step] & ((d_ego <= config.candidate_radius_m) | on_path_any)
+    keep &= (ahead >= -5.0) | on_path_any
+    keep[e] = False
+    stationary = np.where(ok, speed, 0.0).max(1) < STATIONARY_MPS
+    min_speed = np.where(ok, speed, np.inf).min(1)
+    rel_heading = _wrap(tr.heading_rad[:, step] - h0)
+    for i in np.nonzero(keep)[0]:  # records of the few kept objects
         cand = Candidate(
             cause_id=str(tr.object_id[i]),
             kind=object_kind(tr.object_type[i]),
             intervention="removed",
-            index=i,
-            ahead_m=float(ahead),
-            lateral_m=float(lateral),
-            distance_m=float(np.hypot(*rel)),
-            relative_heading_rad=float(_wrap(np.array(tr.heading_rad[i, step] - h0))),
+            index=int(i),
+            ahead_m=float(ahead[i]),
+            lateral_m=float(lateral[i]),
+            distance_m=float(np.hypot(*rel[i])),
+            relative_heading_rad=float(rel_heading[i]),
             speed_mps=float(speed[i, 0]),
-            stationary=bool(np.where(ok[i], speed[i], 0.0).max() < STATIONARY_MPS),
-            min_speed_mps=float(np.where(ok[i], speed[i], np.inf).min()),
+            stationary=bool(stationary[i]),
+            min_speed_mps=float(min_speed[i]),
             on_path=bool(on_path_any[i]),
         )
         # On-path objects first (nearest first), then the others by closest approach.

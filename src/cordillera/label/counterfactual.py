@@ -24,10 +24,12 @@ import torch
 
 from cordillera.label.candidates import Candidate
 from cordillera.label.config import LabelerConfig
+from cordillera.label.decisions import SPEED_CHANGE_MPS, STOP_MPS
 from cordillera.label.record import CauseEvidence
 from cordillera.policy.base import ObservationRequest
 from cordillera.policy.baselines import IdmPolicy
 from cordillera.policy.inputs import InputBuilder
+from cordillera.policy.plan import from_ego_frame
 from cordillera.policy.registry import get_policy
 from cordillera.scene.model import Scene
 from cordillera.scene.types import SignalState
@@ -35,9 +37,6 @@ from cordillera.sim.batch import SceneBatch
 from cordillera.sim.config import SimConfig
 from cordillera.sim.runner import agents_of_interest
 from cordillera.sim.simulator import Simulator
-
-STOP_MPS = 0.5
-SLOW_MPS = 1.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,7 +131,7 @@ def resimulate(
             waypoints = policy.plan_waypoints(inputs)
         else:
             waypoints = policy.act(inputs).waypoints_ego_m
-        local = ego_to_local(waypoints, state.xy_m[rows, ego], state.heading_rad[rows, ego])
+        local = from_ego_frame(waypoints, state.xy_m[rows, ego], state.heading_rad[rows, ego])
         state = sim.step_plan(state, local.unsqueeze(1), agents)
         speeds.append(state.speed_mps[rows, sim.ego_index])
     return Rollouts(
@@ -143,20 +142,11 @@ def resimulate(
     )
 
 
-def ego_to_local(
-    waypoints_ego_m: torch.Tensor, ego_xy_m: torch.Tensor, ego_heading_rad: torch.Tensor
-) -> torch.Tensor:
-    """``(B, K, 2)`` ego-frame waypoints in the simulator's frame (see ``Plan.to_local``)."""
-    c, s = torch.cos(ego_heading_rad)[:, None], torch.sin(ego_heading_rad)[:, None]
-    x, y = waypoints_ego_m[..., 0], waypoints_ego_m[..., 1]
-    return torch.stack([c * x - s * y, s * x + c * y], -1) + ego_xy_m[:, None, :]
-
-
 def behaviour_class(start_mps: torch.Tensor, speed_mps: torch.Tensor) -> torch.Tensor:
     """``(V,)`` 2 = comes to / stays at a stop, 1 = slows down, 0 = drives on."""
     low = speed_mps.amin(-1)
     stops = low < STOP_MPS
-    slows = (start_mps - low) > SLOW_MPS
+    slows = (start_mps - low) > SPEED_CHANGE_MPS
     return torch.where(stops, 2, torch.where(slows, 1, 0))
 
 

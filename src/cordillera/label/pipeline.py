@@ -25,7 +25,7 @@ from cordillera.label.grounding import KeyframeImages, ground, render_keyframes,
 from cordillera.label.keyframes import EgoLabels, Keyframe, ego_labels, select_keyframes
 from cordillera.label.record import CauseEvidence, LabelSample
 from cordillera.policy.pdm_coc import describe_ego, describe_object
-from cordillera.policy.plan import CausalObject, ChainOfCausation, Grounding
+from cordillera.policy.plan import CausalObject, ChainOfCausation, Grounding, to_ego_frame
 from cordillera.policy.vocabulary import LaneAction, LateralAction, LongitudinalAction
 from cordillera.scene.model import Scene
 from cordillera.scene.types import SignalState
@@ -55,11 +55,13 @@ class SceneLabels:
 
 
 def _to_ego(xy: np.ndarray, origin: np.ndarray, heading: float) -> F32:
-    c, s = np.cos(heading), np.sin(heading)
-    d = xy - origin
-    return np.stack([d[..., 0] * c + d[..., 1] * s, -d[..., 0] * s + d[..., 1] * c], -1).astype(
-        np.float32
+    """``(P, 2)`` world points in the ego frame at ``origin`` / ``heading``."""
+    ego = to_ego_frame(
+        torch.from_numpy(xy[None]),
+        torch.from_numpy(origin[None]),
+        torch.tensor([heading], dtype=torch.float64),
     )
+    return ego[0].numpy().astype(np.float32)
 
 
 def _held(xy: np.ndarray, ok: np.ndarray) -> np.ndarray:

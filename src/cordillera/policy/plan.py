@@ -191,9 +191,7 @@ class Plan:
     def to_local(self, ego_xy_m: torch.Tensor, ego_heading_rad: torch.Tensor) -> torch.Tensor:
         """``(B, K, 2)`` waypoints in the simulator's frame, given the ego poses at decision
         time (``(B, 2)`` positions, ``(B,)`` headings in that frame)."""
-        c, s = torch.cos(ego_heading_rad)[:, None], torch.sin(ego_heading_rad)[:, None]
-        x, y = self.waypoints_ego_m[..., 0], self.waypoints_ego_m[..., 1]
-        return torch.stack([c * x - s * y, s * x + c * y], -1) + ego_xy_m[:, None, :]
+        return from_ego_frame(self.waypoints_ego_m, ego_xy_m, ego_heading_rad)
 
 
 def to_ego_frame(
@@ -204,6 +202,16 @@ def to_ego_frame(
     d = xy_m - ego_xy_m[:, None, :]
     c, s = torch.cos(ego_heading_rad)[:, None], torch.sin(ego_heading_rad)[:, None]
     return torch.stack([c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1]], -1)
+
+
+def from_ego_frame(
+    xy_ego_m: torch.Tensor, ego_xy_m: torch.Tensor, ego_heading_rad: torch.Tensor
+) -> torch.Tensor:
+    """``(B, K, 2)`` ego-frame points in the simulator's frame, given the ego poses ``(B, 2)``,
+    ``(B,)`` there (inverse of :func:`to_ego_frame`)."""
+    c, s = torch.cos(ego_heading_rad)[:, None], torch.sin(ego_heading_rad)[:, None]
+    x, y = xy_ego_m[..., 0], xy_ego_m[..., 1]
+    return torch.stack([c * x - s * y, s * x + c * y], -1) + ego_xy_m[:, None, :]
 
 
 def heading_of(waypoints: torch.Tensor) -> torch.Tensor:
@@ -222,6 +230,7 @@ __all__ = [
     "Grounding",
     "Plan",
     "PlanError",
+    "from_ego_frame",
     "heading_of",
     "to_ego_frame",
 ]

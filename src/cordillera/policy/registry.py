@@ -24,6 +24,7 @@ from cordillera.policy.baselines import (
     LogReplayPolicy,
 )
 from cordillera.policy.pdm import PdmConfig, PdmPolicy
+from cordillera.policy.route_follower import RouteFollowerConfig, RouteFollowerPolicy
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,11 @@ _REGISTRY: dict[str, PolicyEntry] = {
     "idm": PolicyEntry(IdmPolicyConfig, IdmPolicy, "IDM lane follower on the logged path"),
     "pdm": PolicyEntry(
         PdmConfig, PdmPolicy, "PDM-Closed-like planner with a Chain-of-Causation (default)"
+    ),
+    "route-follower": PolicyEntry(
+        RouteFollowerConfig,
+        RouteFollowerPolicy,
+        "follows the route from ego speed and route alone (servable over egodriver)",
     ),
 }
 DEFAULT_POLICY = "pdm"

@@ -12,8 +12,7 @@ Dependency direction: ``policy``, ``sensors`` and ``sim`` below; only ``cli`` ab
 
 from cordillera.service.client import RemoteDriverConfig, RemoteDriverPolicy, parse_driver_url
 from cordillera.service.errors import ContractViolation, RemoteDriverError, ServiceError
-from cordillera.service.policies import servable_names, servable_policy
-from cordillera.service.route_follower import RouteFollowerConfig, RouteFollowerPolicy
+from cordillera.service.policies import servable_policy
 from cordillera.service.server import PolicyServer, ServeConfig, serve
 
 __all__ = [
@@ -22,12 +21,9 @@ __all__ = [
     "RemoteDriverConfig",
     "RemoteDriverError",
     "RemoteDriverPolicy",
-    "RouteFollowerConfig",
-    "RouteFollowerPolicy",
     "ServeConfig",
     "ServiceError",
     "parse_driver_url",
-    "servable_names",
     "servable_policy",
     "serve",
 ]

@@ -15,21 +15,14 @@ from typing import Any
 
 from cordillera.errors import ConfigError
 from cordillera.policy.base import Policy
-from cordillera.policy.registry import policy_config, policy_names
+from cordillera.policy.registry import get_policy, policy_config
 from cordillera.sensors.presets import get_rig
 from cordillera.service.errors import ServiceError
-from cordillera.service.route_follower import RouteFollowerConfig, RouteFollowerPolicy
 
 PolicyFactory = Callable[[], Policy]
 """Builds a fresh policy: one per session, since policies keep per-episode state."""
 
 DEFAULT_SERVED_POLICY = "route-follower"
-
-
-def servable_names() -> list[str]:
-    """Policy names ``cordillera serve`` accepts (servable or not: :func:`servable_policy`
-    explains a refusal)."""
-    return sorted({*policy_names(), RouteFollowerPolicy.name})
 
 
 def servable_policy(name: str, **options: Any) -> PolicyFactory:
@@ -39,29 +32,13 @@ def servable_policy(name: str, **options: Any) -> PolicyFactory:
         ConfigError: unknown name or option.
         ServiceError: the policy needs observations a runtime does not send.
     """
-    if name == RouteFollowerPolicy.name:
-        known = {f.name for f in dataclasses.fields(RouteFollowerConfig)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(
-                f"policy {name!r} has no option(s) {', '.join(unknown)}; "
-                f"its options are: {', '.join(sorted(known))}"
-            )
-        cfg = RouteFollowerConfig(**options)
+    fields = {f.name for f in dataclasses.fields(policy_config(name))}
+    if "lane_meta_actions" in fields:
+        options = {"lane_meta_actions": False, **options}
+    policy_config(name, **options)  # raises ConfigError on an unknown option
 
-        def factory() -> Policy:
-            return RouteFollowerPolicy(cfg)
-
-    else:
-        from cordillera.policy.registry import get_policy
-
-        fields = {f.name for f in dataclasses.fields(policy_config(name))}
-        if "lane_meta_actions" in fields:
-            options = {"lane_meta_actions": False, **options}
-        policy_config(name, **options)  # raises ConfigError on an unknown option
-
-        def factory() -> Policy:
-            return get_policy(name, **options)
+    def factory() -> Policy:
+        return get_policy(name, **options)
 
     check_servable(factory(), name)
     return factory
@@ -99,6 +76,5 @@ __all__ = [
     "DEFAULT_SERVED_POLICY",
     "PolicyFactory",
     "check_servable",
-    "servable_names",
     "servable_policy",
 ]

@@ -301,32 +301,16 @@ TEACHER_10B = VlaConfig(
 """Qwen3-VL-8B's shape (36 x 4096 decoder, 27-layer vision tower, Qwen vocabulary) plus a
 2048-wide action expert: about 10.0e9 parameters."""
 
-TEACHER_32B = VlaConfig(
+TEACHER_32B = TEACHER_10B.with_(
     name="teacher-32b",
     text_hidden_size=5120,
     text_layers=59,
     text_heads=64,
-    text_kv_heads=8,
-    text_head_dim=128,
     text_intermediate_size=25600,
-    vocab_size=QWEN_VOCAB_SIZE,
-    tie_word_embeddings=False,
-    rope_theta=5_000_000.0,
-    mrope_section=(24, 20, 20),
-    vision_depth=27,
-    vision_hidden_size=1152,
-    vision_heads=16,
-    vision_intermediate_size=4304,
-    vision_position_grid=48,
-    deepstack_layers=(8, 16, 24),
-    expert_hidden_size=2048,
     expert_layers=16,
-    expert_heads=16,
-    image_width_px=448,
-    image_height_px=256,
 )
-"""Qwen3-VL-32B's shape (5120-wide decoder, 59 of its 64 layers) plus a 2048-wide action
-expert: about 32.0e9 parameters."""
+"""Qwen3-VL-32B's shape (5120-wide decoder, 59 of its 64 layers; the 8B's vision tower, as
+the released 32B shares it) plus a 2048-wide action expert: about 32.0e9 parameters."""
 
 CONFIGS: dict[str, VlaConfig] = {c.name: c for c in (TINY, STUDENT, TEACHER_10B, TEACHER_32B)}
 
