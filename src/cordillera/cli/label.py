@@ -32,6 +32,14 @@ def label(
         bool, typer.Option(help="Prove causes by counterfactual re-simulation.")
     ] = True,
     planner: Annotated[str, typer.Option(help="Reactive planner of the re-simulations.")] = "idm",
+    complete_s: Annotated[
+        float,
+        typer.Option(
+            "--complete-s",
+            help="Complete logs whose ego is logged for less than this many seconds by "
+            "closed-loop simulation (CommonRoad planning problems); 0 = off.",
+        ),
+    ] = 10.0,
     gallery: Annotated[bool, typer.Option(help="Write gallery.html.")] = True,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
@@ -44,6 +52,7 @@ def label(
         rig=rig,
         counterfactual=counterfactual,
         planner=planner,
+        completion_s=complete_s,
     )
     s = label_dataset(scenes, out, cfg, seed=seed, progress=progress, gallery=gallery)
     for line in s.not_scenes:

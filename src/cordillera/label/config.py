@@ -34,6 +34,9 @@ class LabelerConfig:
         image_width_px, image_height_px: camera image size.
         rig: ``"auto"`` (the scene's real rig when it has calibration, else ``ring7``) or a
             rig preset name.
+        completion_s: a log whose ego is logged for less than this (CommonRoad planning
+            problems and interactive scenarios) is completed to this length by closed-loop
+            simulation before labelling (:mod:`cordillera.label.completion`); 0 turns it off.
     """
 
     regular_interval_s: float = 2.0
@@ -53,6 +56,7 @@ class LabelerConfig:
     image_width_px: int = 256
     image_height_px: int = 144
     rig: str = "auto"
+    completion_s: float = 10.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -80,6 +84,8 @@ class LabelerConfig:
             if not isinstance(v, int) or v < 1:
                 raise ConfigError(f"LabelerConfig.{name} must be an int >= 1, got {v!r}")
 
+        if not (isinstance(self.completion_s, int | float) and self.completion_s >= 0):
+            raise ConfigError(f"LabelerConfig.completion_s must be >= 0, got {self.completion_s!r}")
         if not self.rig or not self.planner:
             raise ConfigError("LabelerConfig.rig and planner must be non-empty names")
 

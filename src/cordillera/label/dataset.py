@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     import datasets
 
 DATASET_FORMAT = "cordillera-label"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bumped whenever a column is added, removed or changes type."""
 INDEX_FILE = "dataset.json"
 DATA_DIR = "data"
@@ -139,6 +139,7 @@ LABEL_SCHEMA = pa.schema(
         _req("frames", pa.list_(FRAME_TYPE)),
         _req("designed_cause_object_id", pa.string()),
         _req("designed_decision", pa.string()),
+        _req("future_source", pa.string()),
     ]
 )
 """The one schema of every shard. Scalars are float64 / int32 so that a Python float round-trips
@@ -235,6 +236,7 @@ def sample_to_row(s: LabelSample) -> dict[str, Any]:
         "frames": [dict(f.__dict__) for f in s.frames],
         "designed_cause_object_id": s.designed_cause_object_id,
         "designed_decision": s.designed_decision,
+        "future_source": s.future_source,
     }
 
 
@@ -289,6 +291,7 @@ def row_to_sample(row: Mapping[str, Any]) -> LabelSample:
         frames=_convert(row, "frames", lambda v: tuple(CameraFrameRef(**f) for f in v)),
         designed_cause_object_id=row["designed_cause_object_id"],
         designed_decision=row["designed_decision"],
+        future_source=row["future_source"],
     )
 
 

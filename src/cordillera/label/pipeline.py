@@ -13,6 +13,7 @@ import numpy.typing as npt
 import torch
 
 from cordillera.label.candidates import Candidate, find_candidates
+from cordillera.label.completion import complete_scene
 from cordillera.label.config import LabelerConfig
 from cordillera.label.counterfactual import evidence, nearby_scene, resimulate
 from cordillera.label.decisions import (
@@ -138,6 +139,7 @@ def label_scene(
 ) -> SceneLabels:
     """All labelled keyframes of ``scene`` (see the module docstring)."""
     cfg = config or LabelerConfig()
+    scene = complete_scene(scene, cfg.completion_s)
     labels = ego_labels(scene)
     keyframes = select_keyframes(scene, labels, cfg)
     if cfg.rig == "auto":
@@ -252,4 +254,14 @@ def _sample(
         rig=rig_name,
         designed_cause_object_id=str(extra.get("designed_cause_object_id", "")),
         designed_decision=str(extra.get("designed_decision", "")),
+        future_source=_future_source(scene, step, cfg),
     )
+
+
+def _future_source(scene: Scene, step: int, cfg: LabelerConfig) -> str:
+    """``"simulated"`` when part of the stored future comes from completing the log."""
+    info = scene.extra.get("future_completion")
+    if not isinstance(info, dict):
+        return "log"
+    from_step = int(info["from_step"])
+    return "simulated" if step + cfg.horizon_steps > from_step else "log"

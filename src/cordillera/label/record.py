@@ -81,6 +81,8 @@ class LabelSample:
         valid, valid_reason: the label's validation outcome (reason ``"ok"`` when valid).
         rig: rig name; frames: the stored camera images.
         designed_cause_object_id, designed_decision: the design of a generated scene, else "".
+        future_source: ``"log"``, or ``"simulated"`` where the stored future (and so the
+            decisions) comes from completing a short log by simulation.
     """
 
     scene_id: str
@@ -109,6 +111,7 @@ class LabelSample:
     frames: tuple[CameraFrameRef, ...] = field(default=())
     designed_cause_object_id: str = ""
     designed_decision: str = ""
+    future_source: str = "log"
 
     @property
     def sample_id(self) -> str:
