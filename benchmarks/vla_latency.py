@@ -4,13 +4,17 @@ ring at 256x144 and 4 frames per camera (what ``--policy vla:RUN`` observes in c
     python benchmarks/vla_latency.py                        # tiny, untrained weights
     python benchmarks/vla_latency.py --run /tmp/vla_run     # a trained run's model
     python benchmarks/vla_latency.py --json                 # one JSON object
+    python benchmarks/vla_latency.py --run R --flow-steps 10 --unconstrained   # variants
+    python benchmarks/vla_latency.py --threads 1            # one intra-op thread
 
 An untrained model never writes ``<eos>`` and so always generates ``max_new_tokens``: its
 figure is the worst case; a trained run stops at ``<eos>``. Reported (milliseconds, medians
 unless said): ``decision_latency_ms`` (p50 of the whole ``decide``), ``p90``, and where the
-time goes — ``resize_ms`` (frames to the model's size), ``prompt_ms`` (vision tower + prompt
-pass of the decoder), ``text_ms`` (the greedy decode loop), ``action_ms`` (flow sampling),
-``per_token_ms`` and ``new_tokens``.
+time goes — ``resize_ms`` (frames to the model's size), ``prompt_ms`` (resize, vision tower
+and the decoder's pass over the prompt), ``text_ms`` (the greedy decode loop), ``action_ms``
+(flow sampling), ``per_token_ms`` (``text_ms`` per generated token after the first),
+``new_tokens``, ``decode_passes`` (decoder passes after the prompt's: fewer than tokens with
+the grammar's jump-forward), ``flow_steps`` and ``constrained_decoding``.
 """
 
 from __future__ import annotations
@@ -22,10 +26,9 @@ import time
 from collections.abc import Callable
 
 import torch
-from transformers import DynamicCache
 
-from cordillera.vla.backbone import text_config
 from cordillera.vla.config import get_config
+from cordillera.vla.decoder import LeanDecoder
 from cordillera.vla.inputs import VlaInputs
 from cordillera.vla.model import VlaModel
 
@@ -56,6 +59,7 @@ def measure(model: VlaModel, repeats: int, width: int, height: int) -> dict[str,
             model.decide(inputs)
         total = _ms(lambda: model.decide(inputs), repeats)
         new_tokens = int(model.decide(inputs).new_tokens[0])
+        passes = _count_passes(model, inputs) - 1  # the prompt's is not a decode pass
         resize = _ms(lambda: model.resize_frames(inputs.frames), repeats)
         prompt = _ms(lambda: _prompt_pass(model, inputs), repeats)
         text = _ms(lambda: model.generate(inputs), repeats)
@@ -72,6 +76,9 @@ def measure(model: VlaModel, repeats: int, width: int, height: int) -> dict[str,
         "action_ms": round(med(action), 2),
         "per_token_ms": round(decode / max(1, new_tokens - 1), 3),
         "new_tokens": new_tokens,
+        "decode_passes": passes,
+        "flow_steps": model.config.flow_steps,
+        "constrained_decoding": model.config.constrained_decoding,
         "repeats": repeats,
         "threads": torch.get_num_threads(),
     }
@@ -79,8 +86,25 @@ def measure(model: VlaModel, repeats: int, width: int, height: int) -> dict[str,
 
 def _prompt_pass(model: VlaModel, inputs: VlaInputs) -> torch.Tensor:
     """Resize, vision tower and the decoder's pass over the prompt (the first token's cost)."""
-    emb, pos, vmask, deep = model.prompt(inputs)
-    return model._decode(emb, pos, DynamicCache(config=text_config(model.backbone)), vmask, deep)
+    return model.prefill(inputs, model.config.max_new_tokens)[1]
+
+
+def _count_passes(model: VlaModel, inputs: VlaInputs) -> int:
+    """Decoder passes of one ``generate`` (the prompt's included)."""
+    calls = 0
+    forward = LeanDecoder.forward
+
+    def counting(self: LeanDecoder, *args: object, **kwargs: object) -> torch.Tensor:
+        nonlocal calls
+        calls += 1
+        return forward(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    LeanDecoder.forward = counting  # type: ignore[method-assign]
+    try:
+        model.generate(inputs)
+    finally:
+        LeanDecoder.forward = forward  # type: ignore[method-assign]
+    return calls
 
 
 def main() -> None:
@@ -91,7 +115,12 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=256)
     ap.add_argument("--height", type=int, default=144)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--flow-steps", type=int, default=0, help="override the model's flow_steps")
+    ap.add_argument("--unconstrained", action="store_true", help="plain greedy decoding")
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: as is)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.run:
         from cordillera.vla.train import load_run_model
 
@@ -99,6 +128,10 @@ def main() -> None:
     else:
         torch.manual_seed(0)
         model = VlaModel(get_config(args.config)).eval()
+    if args.flow_steps:
+        model.config = model.config.with_(flow_steps=args.flow_steps)
+    if args.unconstrained:
+        model.config = model.config.with_(constrained_decoding=False)
     out = {"config": model.config.name, "run": args.run or None,
            **measure(model, args.repeats, args.width, args.height)}  # fmt: skip
     if args.json:

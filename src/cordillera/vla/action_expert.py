@@ -15,8 +15,10 @@ deterministic function of its inputs and seed.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 CONTROL_DIM = 2
@@ -96,26 +98,130 @@ class ActionExpert(nn.Module):
         ego_state: torch.Tensor,
         steps: int,
         generator: torch.Generator,
+        samples: int = 1,
     ) -> torch.Tensor:
-        """``(B, K, 2)`` normalised controls: ``steps`` Euler steps of the flow from seeded
-        noise (``generator`` on the memory's device)."""
-        b = memory.shape[0]
-        k = self.step_embed.shape[0]
+        """``(B·S, K, 2)`` normalised controls: ``steps`` Euler steps of the flow from seeded
+        noise (``generator`` on the memory's device), S = ``samples`` draws per row of
+        ``memory`` (rows ``b·S … b·S + S - 1`` are row b's draws).
+
+        Nothing that is constant along the flow is computed per step: the memory's projection
+        and every layer's cross-attention keys and values are computed once per decision (not
+        per draw either: the draws of a row share them), the time conditioning of all steps
+        in one batch. The layers run functionally on their own weights (the arithmetic of
+        :meth:`forward`, tested equal)."""
+        b, k = memory.shape[0], self.step_embed.shape[0]
+        n = b * samples
         x = torch.randn(
-            (b, k, CONTROL_DIM), generator=generator, device=memory.device, dtype=memory.dtype
+            (n, k, CONTROL_DIM), generator=generator, device=memory.device, dtype=memory.dtype
         )
-        # The memory projection does not depend on t: run it once, not once per step.
+        layers = cast(list[nn.TransformerDecoderLayer], list(self.decoder))
+        if not all(_lean(layer) for layer in layers):  # pragma: no cover - built lean
+            return self._sample_modules(memory, memory_pad, ego_state, steps, x, samples)
         mem = self.memory_proj(memory)
-        state = self.state_mlp(ego_state)
+        # (B, 1, 1, L): True = attend; no mask at all where nothing is padding
+        keep = ~memory_pad[:, None, None, :] if bool(memory_pad.any()) else None
+        cross = [_cross_kv(layer, mem) for layer in layers]
+        dt = 1.0 / steps
+        times = torch.tensor([i * dt for i in range(steps)], device=memory.device)
+        cond = self.time_mlp(time_embedding(times, self.hidden)).to(memory.dtype)  # (steps, E)
+        state = self.state_mlp(ego_state).repeat_interleave(samples, 0)[:, None]  # (B·S, 1, E)
+        base = self.step_embed[None] + state  # (B·S, K, E)
+        norm, head = cast(nn.LayerNorm, self.out[0]), cast(nn.Linear, self.out[1])
+        for i in range(steps):
+            h = self.in_proj(x) + base + cond[i]
+            for layer, (kmem, vmem) in zip(layers, cross, strict=True):
+                h = _layer_step(layer, h, kmem, vmem, keep, b)
+            v = F.linear(_ln(h, norm), head.weight, head.bias)
+            x = x + dt * v
+        return x
+
+    def _sample_modules(
+        self,
+        memory: torch.Tensor,
+        memory_pad: torch.Tensor,
+        ego_state: torch.Tensor,
+        steps: int,
+        x: torch.Tensor,
+        samples: int,
+    ) -> torch.Tensor:
+        rep = lambda t: t.repeat_interleave(samples, 0)  # noqa: E731
+        memory, memory_pad, ego_state = rep(memory), rep(memory_pad), rep(ego_state)
         dt = 1.0 / steps
         for i in range(steps):
-            t = torch.full((b,), i * dt, device=memory.device, dtype=memory.dtype)
-            cond = self.time_mlp(time_embedding(t, self.hidden)) + state
-            h = self.in_proj(x) + self.step_embed[None] + cond[:, None]
-            for layer in self.decoder:
-                h = layer(h, mem, memory_key_padding_mask=memory_pad)
-            x = x + dt * self.out(h)
+            t = torch.full((x.shape[0],), i * dt, device=memory.device, dtype=memory.dtype)
+            x = x + dt * self(x, t, memory, memory_pad, ego_state)
         return x
+
+
+def _lean(layer: nn.TransformerDecoderLayer) -> bool:
+    """A layer :func:`_layer_step` reproduces: pre-norm, no dropout, packed projections."""
+    drops = (layer.dropout, layer.dropout1, layer.dropout2, layer.dropout3)
+    no_dropout = not layer.training or (
+        all(d.p == 0.0 for d in drops)
+        and layer.self_attn.dropout == 0.0
+        and layer.multihead_attn.dropout == 0.0
+    )
+    return bool(
+        layer.norm_first
+        and no_dropout
+        and layer.self_attn._qkv_same_embed_dim
+        and layer.multihead_attn._qkv_same_embed_dim
+        and layer.self_attn.in_proj_bias is not None
+        and layer.multihead_attn.in_proj_bias is not None
+    )
+
+
+def _ln(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
+    return F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+
+
+def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """``(N, L, E)`` -> ``(N, heads, L, E / heads)``."""
+    n, length, e = x.shape
+    return x.view(n, length, heads, e // heads).transpose(1, 2)
+
+
+def _cross_kv(
+    layer: nn.TransformerDecoderLayer, mem: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cross-attention keys and values of projected memory ``(B, L, E)``, per head."""
+    attn = layer.multihead_attn
+    e = attn.embed_dim
+    w, bias = attn.in_proj_weight, attn.in_proj_bias
+    assert bias is not None
+    kv = F.linear(mem, w[e:], bias[e:])
+    return _heads(kv[..., :e], attn.num_heads), _heads(kv[..., e:], attn.num_heads)
+
+
+def _layer_step(
+    layer: nn.TransformerDecoderLayer,
+    h: torch.Tensor,
+    kmem: torch.Tensor,
+    vmem: torch.Tensor,
+    keep: torch.Tensor | None,
+    b: int,
+) -> torch.Tensor:
+    """One pre-norm decoder layer on ``(B·S, K, E)`` queries, the memory's keys and values
+    given (``(B, heads, L, E / heads)``, shared by a row's S draws)."""
+    n, k, e = h.shape
+    sa, ca = layer.self_attn, layer.multihead_attn
+    heads = sa.num_heads
+    qkv = F.linear(_ln(h, layer.norm1), sa.in_proj_weight, sa.in_proj_bias)
+    qkv = qkv.view(n, k, 3, heads, e // heads).permute(2, 0, 3, 1, 4)
+    a = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
+    h = h + F.linear(a.transpose(1, 2).reshape(n, k, e), sa.out_proj.weight, sa.out_proj.bias)
+    # Cross-attention: a row's draws are one longer query sequence over its memory.
+    w, bias = ca.in_proj_weight, ca.in_proj_bias
+    assert bias is not None
+    q = F.linear(_ln(h, layer.norm2), w[:e], bias[:e]).view(b, -1, e)
+    a = F.scaled_dot_product_attention(_heads(q, ca.num_heads), kmem, vmem, attn_mask=keep)
+    a = a.transpose(1, 2).reshape(n, k, e)
+    h = h + F.linear(a, ca.out_proj.weight, ca.out_proj.bias)
+    l1, l2 = layer.linear1, layer.linear2
+    y = layer.activation(F.linear(_ln(h, layer.norm3), l1.weight, l1.bias))
+    y = F.linear(y, l2.weight, l2.bias)
+    out: torch.Tensor = h + y
+    return out
 
 
 def flow_matching_loss(

@@ -52,7 +52,11 @@ class VlaConfig:
             layers (Qwen3-VL's DeepStack).
         expert_hidden_size, expert_layers, expert_heads: the flow-matching action expert
             (a transformer decoder that cross-attends to the backbone's hidden states).
-        flow_steps: Euler steps of the flow at inference.
+        flow_steps: Euler steps of the flow at inference (5: on held-out data the plans of 5
+            and 10 steps score alike, see ``docs/vla.md``; a saved run keeps its own value).
+        constrained_decoding: generate text under the output grammar (argmax over the tokens
+            it allows; tokens it forces appended without a model step, see
+            :mod:`cordillera.vla.grammar`); False = plain greedy decoding.
         cameras: camera names in prompt order (each gets a ``<cam:NAME>`` tag).
         frames: past frames per camera, oldest first, the newest at the decision time.
         image_width_px, image_height_px: size of each frame *inside the model*; camera
@@ -95,7 +99,8 @@ class VlaConfig:
     expert_hidden_size: int = 128
     expert_layers: int = 2
     expert_heads: int = 4
-    flow_steps: int = 10
+    flow_steps: int = 5
+    constrained_decoding: bool = True
     cameras: tuple[str, ...] = RING7_CAMERAS
     frames: int = 4
     image_width_px: int = 128

@@ -114,10 +114,21 @@ def resize_frames(frames: torch.Tensor, width_px: int, height_px: int) -> torch.
 
     Downscaling uses area averaging (each output pixel is the mean of the input pixels it
     covers: antialiased by construction, and ~10x cheaper on a CPU than antialiased bilinear,
-    which mattered at 28 frames per decision); upscaling is bilinear."""
+    which mattered at 28 frames per decision); upscaling is bilinear. Where the width shrinks
+    by a whole factor (256 -> 128 px), the area sums are formed directly — columns added in
+    groups, rows summed by a 0/1 window matrix — instead of ``adaptive_avg_pool2d``: sums of
+    integers below 2**24 are exact in float32 in any order (matrix products at full float32
+    precision, the default), and each is divided once by its pixel count, so the pixels are
+    bit-identical (tested) at about half the cost."""
     *lead, h, w, _ = frames.shape
     if (h, w) == (height_px, width_px):
         return frames
+    window = (-(-h // height_px) + 1) * (w // width_px)  # most pixels an output averages
+    exact = window * 255 < 2**24 and torch.get_float32_matmul_precision() == "highest"
+    if height_px <= h and width_px <= w and w % width_px == 0 and exact:
+        return _area_whole_width(frames.reshape(-1, h, w, 3), width_px, height_px).reshape(
+            *lead, height_px, width_px, 3
+        )
     x = frames.reshape(-1, h, w, 3).permute(0, 3, 1, 2).float()
     if height_px <= h and width_px <= w:
         x = F.adaptive_avg_pool2d(x, (height_px, width_px))
@@ -125,6 +136,31 @@ def resize_frames(frames: torch.Tensor, width_px: int, height_px: int) -> torch.
         x = F.interpolate(x, size=(height_px, width_px), mode="bilinear", antialias=True)
     x = x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
     return x.reshape(*lead, height_px, width_px, 3)
+
+
+def _windows(size: int, out: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(out, size)`` 0/1 matrix of adaptive pooling's windows (``floor(i·size/out)`` to
+    ``ceil((i+1)·size/out)``) and ``(out,)`` window lengths."""
+    i = torch.arange(out, device=device)
+    start = (i * size) // out
+    end = -((-(i + 1) * size) // out)
+    j = torch.arange(size, device=device)
+    inside = (j[None] >= start[:, None]) & (j[None] < end[:, None])
+    return inside.float(), (end - start).float()
+
+
+def _area_whole_width(x: torch.Tensor, width_px: int, height_px: int) -> torch.Tensor:
+    """Area averaging of ``(N, H, W, 3)`` uint8 with ``W`` a multiple of ``width_px``."""
+    n, h, w, _ = x.shape
+    r = w // width_px
+    cols = x.float().view(n, h, width_px, r, 3)
+    sums = cols[:, :, :, 0]
+    for k in range(1, r):
+        sums = sums + cols[:, :, :, k]
+    rows, counts = _windows(h, height_px, x.device)
+    sums = torch.matmul(rows, sums.reshape(n, h, width_px * 3)).view(n, height_px, width_px, 3)
+    mean = sums / (counts[:, None, None] * r)
+    return mean.round().clamp(0, 255).to(torch.uint8)
 
 
 def frames_to_patches(frames: torch.Tensor, config: VlaConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,12 +178,13 @@ def frames_to_patches(frames: torch.Tensor, config: VlaConfig) -> tuple[torch.Te
     b, c, f, h, w, _ = frames.shape
     p, m, tp = config.patch_size, config.spatial_merge, config.temporal_patch
     gt, gh, gw = f // tp, h // p, w // p
-    x = (frames.float() / 255.0 - IMAGE_MEAN) / IMAGE_STD
-    x = x.permute(0, 1, 2, 5, 3, 4)  # (B, C, F, 3, h, w)
+    x = frames.permute(0, 1, 2, 5, 3, 4)  # (B, C, F, 3, h, w)
     x = x.reshape(b * c, gt, tp, 3, gh // m, m, p, gw // m, m, p)
-    # -> (N, gt, gh/m, gw/m, m, m, 3, tp, p, p), the processor's patch order
+    # -> (N, gt, gh/m, gw/m, m, m, 3, tp, p, p), the processor's patch order; reordered as
+    # uint8 (a quarter of the bytes), then normalised
     x = x.permute(0, 1, 4, 7, 5, 8, 3, 2, 6, 9)
-    pixels = x.reshape(b * c * gt * gh * gw, 3 * tp * p * p)
+    x = x.reshape(b * c * gt * gh * gw, 3 * tp * p * p)
+    pixels = (x.float() / 255.0 - IMAGE_MEAN) / IMAGE_STD
     grid = torch.tensor([gt, gh, gw], dtype=torch.long, device=frames.device).expand(b * c, 3)
     return pixels, grid.contiguous()
 

@@ -9,8 +9,9 @@ flow-matching action expert that cross-attends to the backbone's hidden states
 * training: :meth:`VlaModel.text_loss` (stage 1, next-token cross-entropy of the CoC and
   meta-action text given the prompt) and :meth:`VlaModel.memory` + the expert's
   flow-matching loss (stage 2, backbone frozen);
-* inference: :meth:`VlaModel.decide` — greedy text generation with a KV cache, then the flow
-  from seeded noise, for a batch of decisions;
+* inference: :meth:`VlaModel.decide` — greedy text generation under the output grammar
+  (:mod:`.grammar`, jump-forward over forced tokens) through lean decoder passes
+  (:mod:`.decoder`), then the flow from seeded noise, for a batch of decisions;
 * checkpoints: :meth:`VlaModel.save_pretrained` / :meth:`VlaModel.from_pretrained` — config
   JSON, the backbone's transformers config JSON, tokenizer files and safetensors weights;
   nothing is unpickled on load.
@@ -25,15 +26,23 @@ from typing import Any
 
 import safetensors.torch
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import DynamicCache, PreTrainedTokenizerBase, Qwen3VLConfig
 from transformers import Qwen3VLForConditionalGeneration as _Qwen3VL
+from transformers.vision_utils import (
+    get_vision_cu_seqlens,
+    get_vision_interpolation_indices_and_weights,
+    get_vision_position_ids,
+)
 
 from cordillera.errors import ConfigError
 from cordillera.policy.plan import ChainOfCausation
 from cordillera.vla.action_expert import ActionExpert
-from cordillera.vla.backbone import build_backbone, text_config
+from cordillera.vla.backbone import build_backbone, text_config, use_matmul_patch_embed
 from cordillera.vla.config import VlaConfig
+from cordillera.vla.decoder import DecoderWeights, LeanDecoder
+from cordillera.vla.grammar import Node, OutputGrammar, build_grammar
 from cordillera.vla.inputs import EgoEncoder, VlaInputs, build_layout, frames_to_patches
 from cordillera.vla.inputs import resize_frames as _resize
 from cordillera.vla.text import MetaActions, parse_output
@@ -114,6 +123,11 @@ class VlaModel(nn.Module):
         self.register_buffer("_history_index", layout.history_index, persistent=False)
         self.eos_id = token_id(self.tokenizer, EOS)
         self.pad_id = int(self.tokenizer.pad_token_id or 0)
+        use_matmul_patch_embed(self.backbone)
+        # Constant per configuration and device, computed on first use (not weights).
+        self._grammar: tuple[OutputGrammar | None] | None = None
+        self._layout_cache: dict[tuple[object, ...], Any] = {}
+        self._decoder_weights: DecoderWeights | None = None  # rebuilt when parameters change
 
     # -- parts ---------------------------------------------------------------------------
     @property
@@ -175,8 +189,9 @@ class VlaModel(nn.Module):
             )
         frames = self.resize_frames(inputs.frames)
         pixels, grid = frames_to_patches(frames, cfg)
-        vis = self.backbone.model.visual(
-            pixels.to(self.backbone.model.visual.dtype), grid_thw=grid, return_dict=True
+        visual = self.backbone.model.visual
+        vis = visual(
+            pixels.to(visual.dtype), grid_thw=grid, return_dict=True, **self._vision_layout(grid)
         )
         image_embeds = vis.pooler_output  # (B·C·gt·n, D), cameras in batch order
         emb = self.embed_tokens(self._prompt_ids)[None].expand(b, -1, -1).clone()
@@ -187,6 +202,64 @@ class VlaModel(nn.Module):
         visual_mask[:, self._image_index] = True
         pos = self._prompt_pos[:, None].expand(-1, b, -1)
         return emb, pos, visual_mask, list(vis.deepstack_features)
+
+    def _vision_layout(self, grid: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What the vision tower derives from the patch grid alone (position-embedding
+        interpolation taps, rotary positions, attention segments): the same for every call
+        with this batch size, so computed once (transformers' precompute hooks)."""
+        key = ("vision", tuple(grid.shape), str(grid.device))
+        out = self._layout_cache.get(key)
+        if out is None:
+            visual: Any = self.backbone.model.visual
+            # Ordinary tensors even when first called under inference_mode (a training pass
+            # may use them later).
+            with torch.inference_mode(False), torch.no_grad():
+                g = grid.clone()
+                idx, w = get_vision_interpolation_indices_and_weights(
+                    g,
+                    num_grid_per_side=visual.num_grid_per_side,
+                    mode=visual.interpolation_mode,
+                    align_corners=visual.interpolation_align_corners,
+                    spatial_merge_size=visual.spatial_merge_size,
+                )
+                out = {
+                    "interp_indices": idx,
+                    "interp_weights": w,
+                    "position_ids": get_vision_position_ids(g, visual.spatial_merge_size),
+                    "cu_seqlens": get_vision_cu_seqlens(g),
+                }
+            self._layout_cache[key] = out
+        return dict(out)  # the tower pops what it uses
+
+    def _rope(
+        self, which: str, length: int, like: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(1, length, head_dim)`` rotary cos/sin of the prompt's positions (``"prompt"``)
+        or of the text positions after it (``"text"``), computed once per device and dtype."""
+        key = ("rope", which, length, str(like.device), like.dtype)
+        out = self._layout_cache.get(key)
+        if out is None:
+            with torch.inference_mode(False), torch.no_grad():
+                if which == "prompt":
+                    pos = self._prompt_pos[:, None, :length].clone()
+                else:
+                    pos = self._text_positions(1, 0, length)
+                lm: Any = self.language_model
+                out = lm.rotary_emb(torch.empty((), dtype=like.dtype, device=like.device), pos)
+            self._layout_cache[key] = out
+        return out
+
+    @property
+    def grammar(self) -> OutputGrammar | None:
+        """The output grammar (None where the tokenizer cannot express it), built on first
+        use; ``config.constrained_decoding`` decides whether :meth:`generate` uses it."""
+        if self._grammar is None:
+            cfg = self.config
+            rows = int(self.backbone.lm_head.out_features)
+            g = build_grammar(self.tokenizer, rows, cfg.trajectory_tokens, cfg.horizon,
+                              cfg.trajectory_token_stride)  # fmt: skip
+            self._grammar = (g,)
+        return self._grammar[0]
 
     def _decode(
         self,
@@ -262,63 +335,162 @@ class VlaModel(nn.Module):
         return torch.arange(length, device=self.device)[None] >= valid[:, None].to(self.device)
 
     # -- inference -----------------------------------------------------------------------
-    def _step(
-        self, embeds: torch.Tensor, cos_sin: tuple[torch.Tensor, torch.Tensor], cache: DynamicCache
-    ) -> torch.Tensor:
-        """One decode step through the text decoder's layers, bypassing the model-level
-        wrapper (mask building, position bookkeeping: ~2/3 of a step's time at tiny sizes).
-
-        A single query attends to every cached key, so no mask is needed; the positions'
-        rotary embeddings come precomputed (``cos_sin``). Returns ``(B, 1, D)`` final hidden
-        states, equal to :meth:`_decode` on the same token (tested)."""
-        lm: Any = self.language_model
-        h = embeds
-        for layer in lm.layers:
-            h = layer(h, position_embeddings=cos_sin, attention_mask=None, cache=cache,
-                      use_cache=True)  # fmt: skip
-        out: torch.Tensor = lm.norm(h)
-        return out
+    def prefill(self, inputs: VlaInputs, max_new_tokens: int) -> tuple[LeanDecoder, torch.Tensor]:
+        """The prompt pass of :meth:`generate`: a :class:`LeanDecoder` holding the prompt's
+        keys and values (room for ``max_new_tokens`` more) and the ``(B, P, D)`` final hidden
+        states of the prompt."""
+        emb, _, _, deepstack = self.prompt(inputs)
+        p = emb.shape[1]
+        weights = self._decoder_weights
+        if weights is None or not weights.current(self.language_model):
+            with torch.inference_mode(False), torch.no_grad():  # ordinary tensors, kept
+                weights = self._decoder_weights = DecoderWeights(self.language_model)
+        dec = LeanDecoder(weights, inputs.batch_size, p + max_new_tokens)
+        cos, sin = self._rope("prompt", p, emb)
+        return dec, dec.forward(emb, cos, sin, 0, None, deepstack, self._image_index)
 
     @torch.no_grad()  # not inference_mode: tests compare its memory with autograd passes
     def generate(
         self, inputs: VlaInputs, max_new_tokens: int | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Greedy text with a KV cache, stopping when every row has written ``<eos>``.
+        """Greedy text, stopping when every row has written ``<eos>``.
+
+        With ``config.constrained_decoding`` (the default) the text follows the output grammar
+        (:mod:`cordillera.vla.grammar`): each choice is the argmax over the tokens the grammar
+        allows there, and the tokens it forces (template words, ``longitudinal=`` after
+        ``<meta>``...) are appended without asking the model and fed in the same pass as the
+        choice before them (jump-forward decoding). Passes run through :class:`LeanDecoder`
+        with a key/value buffer; rows of a batch advance by their own counts (padding slots
+        are masked out).
 
         Returns:
             ``(B, T)`` generated ids (``<eos>`` then padding after it), ``(B,)`` lengths
-            (``<eos>`` included), ``(B, L, D)`` hidden states of prompt + fed tokens and the
-            ``(B, L)`` memory padding mask.
+            (``<eos>`` included), ``(B, L, D)`` hidden states of the prompt and the fed tokens
+            (every generated token but the last), and the ``(B, L)`` memory padding mask.
         """
         n_max = max_new_tokens or self.config.max_new_tokens
         b = inputs.batch_size
-        emb, pos, vmask, deepstack = self.prompt(inputs)
-        cache = DynamicCache(config=text_config(self.backbone))
-        hidden = [self._decode(emb, pos, cache, vmask, deepstack)]
+        dec, h = self.prefill(inputs, n_max)
+        p = h.shape[1]
+        hidden = h.new_empty((b, p + n_max, h.shape[-1]))
+        hidden[:, :p] = h
         head = self.backbone.lm_head
-        tok = head(hidden[-1][:, -1]).argmax(-1)
-        # Rotary embeddings of every position the loop may feed, computed once.
-        text_pos = self._text_positions(b, 0, n_max)
-        lm: Any = self.language_model
-        cos, sin = lm.rotary_emb(emb, text_pos)
-        done = torch.zeros(b, dtype=torch.bool, device=self.device)
-        lengths = torch.full((b,), n_max, dtype=torch.long, device=self.device)
-        out: list[torch.Tensor] = []
-        for step in range(n_max):
-            out.append(tok)
-            newly = (tok == self.eos_id) & ~done
-            lengths = torch.where(newly, step + 1, lengths)
-            done = done | newly
-            if step == n_max - 1 or bool(done.all()):
+        embed = self.backbone.get_input_embeddings()
+        assert isinstance(embed, nn.Embedding)
+        embedding = embed.weight
+        logits = F.linear(h[:, -1], head.weight, head.bias)  # (B, V)
+        text_cos, text_sin = self._rope("text", n_max, h)
+        grammar = self.grammar if self.config.constrained_decoding else None
+        rows = range(b)
+        nodes: list[Node | None] = [grammar.start if grammar is not None else None] * b
+        out: list[list[int]] = [[] for _ in rows]
+        done = [False] * b
+        slots: list[list[tuple[int, int]]] = [[(0, p)] for _ in rows]  # (first, count) runs
+        slot, ragged = p, False
+        choosing = list(rows)
+        while choosing:
+            picks = self._choose(logits, [(nodes[r], n_max - len(out[r])) for r in choosing])
+            feeds: list[list[int]] = [[] for _ in rows]
+            first_pos = [0] * b  # text position of each row's first fed token
+            for r, tok in zip(choosing, picks, strict=True):
+                chunk, node = [tok], nodes[r]
+                while True:
+                    if grammar is not None and node is not None:
+                        node = grammar.advance(node, tok)
+                    if tok == self.eos_id or len(out[r]) + len(chunk) >= n_max:
+                        done[r] = True
+                        break
+                    left = n_max - len(out[r]) - len(chunk)
+                    tok_f = None
+                    if grammar is not None and node is not None:
+                        tok_f = grammar.forced(node, left)
+                    if tok_f is None:
+                        break
+                    chunk.append(tok_f)
+                    tok = tok_f
+                first_pos[r] = len(out[r])
+                out[r].extend(chunk)
+                nodes[r] = node
+                feeds[r] = chunk[:-1] if done[r] else chunk
+            lens = [len(f) for f in feeds]
+            n = max(lens)
+            if n == 0:
                 break
-            e = self.embed_tokens(tok)[:, None]
-            cs = (cos[:, step : step + 1], sin[:, step : step + 1])
-            hidden.append(self._step(e, cs, cache))
-            nxt = head(hidden[-1][:, -1]).argmax(-1)
-            tok = torch.where(done, self.pad_id, nxt)
-        ids = torch.stack(out, 1)
-        h = torch.cat(hidden, 1)
-        return ids, lengths, h, self._memory_pad(h.shape[1], lengths)
+            ragged = ragged or min(lens) < n
+            ids = torch.tensor([f + [self.pad_id] * (n - len(f)) for f in feeds], device=h.device)
+            if ragged:
+                pos = torch.tensor(first_pos, device=h.device)[:, None]
+                pos = (pos + torch.arange(n, device=h.device)).clamp_max(n_max - 1)
+                cos, sin = text_cos[0][pos], text_sin[0][pos]
+                mask = self._ragged_mask(slots, slot, lens, h.device)
+            else:
+                cos = text_cos[:, first_pos[0] : first_pos[0] + n]
+                sin = text_sin[:, first_pos[0] : first_pos[0] + n]
+                mask = None
+            for r in rows:
+                if lens[r]:
+                    slots[r].append((slot, lens[r]))
+            if slot + n > hidden.shape[1]:
+                hidden = torch.cat([hidden, hidden.new_empty((b, slot + n, hidden.shape[2]))], 1)
+            h = dec.forward(F.embedding(ids, embedding), cos, sin, slot, mask)
+            hidden[:, slot : slot + n] = h
+            slot += n
+            choosing = [r for r in rows if not done[r]]
+            if len(choosing) == b and not ragged:
+                last = h[:, -1]
+            elif choosing:
+                at = torch.tensor([lens[r] - 1 for r in choosing], device=h.device)
+                last = h[torch.tensor(choosing, device=h.device), at]
+            if choosing:
+                logits = F.linear(last, head.weight, head.bias)
+        lengths = torch.tensor([len(o) for o in out], dtype=torch.long, device=h.device)
+        width = max(len(o) for o in out)
+        ids_out = torch.tensor([o + [self.pad_id] * (width - len(o)) for o in out],
+                               device=h.device)  # fmt: skip
+        memory = self._gather_memory(hidden, slots, p, lengths) if ragged else hidden[:, :slot]
+        return ids_out, lengths, memory, self._memory_pad(memory.shape[1], lengths)
+
+    def _choose(self, logits: torch.Tensor, states: list[tuple[Any, int]]) -> list[int]:
+        """The greedy token of each row: the argmax over what the grammar allows at the row's
+        state (everything when decoding unconstrained)."""
+        grammar = self.grammar if self.config.constrained_decoding else None
+        if grammar is None or states[0][0] is None:
+            return [int(t) for t in logits.argmax(-1).tolist()]
+        masks = [grammar.allowed(node, left, logits.device) for node, left in states]
+        allowed = masks[0][None] if len(masks) == 1 else torch.stack(masks)
+        masked = torch.where(allowed, logits, float("-inf"))
+        return [int(t) for t in masked.argmax(-1).tolist()]
+
+    @staticmethod
+    def _ragged_mask(
+        slots: list[list[tuple[int, int]]], slot: int, lens: list[int], device: torch.device
+    ) -> torch.Tensor:
+        """``(B, 1, n, slot + n)`` bool for a pass writing slots ``[slot, slot + n)``: each
+        query attends to its row's earlier real slots and, causally, to its own chunk's."""
+        n = max(lens)
+        valid = torch.zeros((len(slots), slot + n), dtype=torch.bool)
+        for r, runs in enumerate(slots):
+            for first, count in runs:
+                valid[r, first : first + count] = True
+            valid[r, slot : slot + lens[r]] = True
+        causal = torch.arange(slot + n)[None] <= torch.arange(n)[:, None] + slot
+        return (valid[:, None] & causal[None])[:, None].to(device)
+
+    def _gather_memory(
+        self,
+        hidden: torch.Tensor,
+        spans: list[list[tuple[int, int]]],
+        prompt: int,
+        lengths: torch.Tensor,
+    ) -> torch.Tensor:
+        """``(B, P + T - 1, D)``: each row's real slots in order, left-aligned."""
+        width = prompt + int(lengths.max()) - 1
+        index = torch.zeros((len(spans), width), dtype=torch.long)
+        for r, runs in enumerate(spans):
+            row = torch.cat([torch.arange(first, first + n) for first, n in runs])
+            index[r, : len(row)] = row
+        index = index.to(hidden.device)
+        return hidden.gather(1, index[..., None].expand(-1, -1, hidden.shape[2]))
 
     def controls_from_norm(self, controls_norm: torch.Tensor) -> torch.Tensor:
         """``(..., K, 2)`` physical controls from normalised ones."""
@@ -341,21 +513,21 @@ class VlaModel(nn.Module):
         """``(B, S, K, 2)`` waypoints and ``(B, S, K, 2)`` controls from S flow samples."""
         b = memory.shape[0]
         gen = torch.Generator(device=memory.device).manual_seed(seed)
-        rep = lambda x: x.repeat_interleave(samples, 0)  # noqa: E731
         norm = self.expert.sample(
-            rep(memory), rep(memory_pad), rep(inputs.ego_state().to(memory.dtype)),
-            self.config.flow_steps, gen,
+            memory, memory_pad, inputs.ego_state().to(memory.device, memory.dtype),
+            self.config.flow_steps, gen, samples,
         )  # fmt: skip
         controls = self.controls_from_norm(norm.float())
-        speed = rep(inputs.speed_mps.float().to(memory.device))
+        speed = inputs.speed_mps.float().to(memory.device).repeat_interleave(samples, 0)
         wps = integrate_controls(controls[..., 0], controls[..., 1], speed, self.config.dt_s)
         k = self.config.horizon
         return wps.view(b, samples, k, 2), controls.view(b, samples, k, 2)
 
     @torch.inference_mode()
     def decide(self, inputs: VlaInputs, seed: int = 0, samples: int = 1) -> VlaDecision:
-        """B decisions: text (CoC + meta-actions) by greedy decoding, then ``samples`` plans
-        from the flow (noise from ``seed``; the first is the plan)."""
+        """B decisions: text (CoC + meta-actions) by greedy decoding (under the output grammar,
+        see :meth:`generate`), then ``samples`` plans from the flow (noise from ``seed``; the
+        first is the plan)."""
         inputs = inputs.to(self.device)
         ids, lengths, memory, pad = self.generate(inputs)
         texts = tuple(
