@@ -22,14 +22,14 @@ def sft(
     out: Annotated[Path, typer.Option("--out", help="Run directory.")] = Path("out/vla"),
     # Defaults sized for tiny on a 2-core CPU: ~9 min for the basic suite's ~70 samples
     # (docs/vla.md); larger sets or configs want more.
-    steps_stage1: Annotated[int, typer.Option("--steps-stage1", help="Text steps.")] = 100,
-    steps_stage2: Annotated[int, typer.Option("--steps-stage2", help="Action steps.")] = 300,
+    steps_stage1: Annotated[int, typer.Option("--steps-stage1", help="Text steps.")] = 1000,
+    steps_stage2: Annotated[int, typer.Option("--steps-stage2", help="Action steps.")] = 6000,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate of stage 1.")] = 1e-3,
     lr_expert: Annotated[float, typer.Option("--lr-expert", help="Stage 2's.")] = 1e-3,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
-    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every")] = 100,
+    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every")] = 500,
     resume: Annotated[
         bool,
         typer.Option(

@@ -100,7 +100,7 @@ def sample_frames(sample: LabelSample, model: VlaModel, read: ImageReader) -> to
         fi = cfg.frames - n_frames + ref.frame  # align the newest frames
         if ci is None or not 0 <= fi < cfg.frames:
             continue
-        img = torch.from_numpy(np.ascontiguousarray(read(ref.path)))
+        img = torch.from_numpy(np.array(read(ref.path), copy=True))  # a writable copy
         if img.ndim != 3 or img.shape[-1] != 3:
             raise ConfigError(f"{ref.path}: expected an (H, W, 3) image, got {tuple(img.shape)}")
         slots.append((ci, fi))

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -60,8 +61,8 @@ class TrainOptions:
         progress: show a progress bar.
     """
 
-    steps_stage1: int = 300
-    steps_stage2: int = 600
+    steps_stage1: int = 1000
+    steps_stage2: int = 6000
     batch_size: int = 8
     lr: float = 1e-3
     lr_expert: float = 1e-3
@@ -69,7 +70,7 @@ class TrainOptions:
     weight_decay: float = 0.01
     seed: int = 0
     device: str = "cpu"
-    checkpoint_every: int = 100
+    checkpoint_every: int = 500
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -323,7 +324,7 @@ def train_sft(
 
 
 def plot_losses(losses: dict[str, list[float]], path: Path) -> None:
-    """Both stages' loss curves (log scale) in one PNG."""
+    """Both stages' loss curves (log scale, with a trailing mean) in one PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -333,7 +334,13 @@ def plot_losses(losses: dict[str, list[float]], path: Path) -> None:
     titles = {"stage1": "stage 1: text cross-entropy", "stage2": "stage 2: flow matching"}
     for ax, (key, title) in zip(axes, titles.items(), strict=True):
         values = losses.get(key, [])
-        ax.plot(range(1, len(values) + 1), values, lw=0.8)
+        steps = np.arange(1, len(values) + 1)
+        ax.plot(steps, values, lw=0.6, alpha=0.35, label="per step")
+        if len(values) >= 20:  # per-step flow losses are noisy: a trailing mean shows the trend
+            w = max(10, len(values) // 50)
+            mean = np.convolve(np.asarray(values), np.ones(w) / w, mode="valid")
+            ax.plot(steps[w - 1 :], mean, lw=1.6, label=f"mean of {w}")
+            ax.legend(loc="upper right", fontsize=8)
         if values and min(values) > 0:
             ax.set_yscale("log")
         ax.set_title(title)
