@@ -109,7 +109,20 @@ def test_labels_are_deterministic_and_complete() -> None:
             assert all(0 < g.visible_fraction <= 1 for g in x.groundings)
 
 
-@pytest.mark.parametrize("bad", [{"frames": 0}, {"min_effect_mps": -1.0}, {"rig": ""}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"frames": 0},
+        {"frames": 2.0},
+        {"min_effect_mps": -1.0},
+        {"min_effect_mps": "1"},
+        {"completion_s": -1.0},
+        {"completion_s": float("inf")},
+        {"rig": ""},
+        {"rig": "ring8"},
+        {"planner": "no-such-planner"},
+    ],
+)
 def test_config_rejects_bad_values(bad: dict[str, object]) -> None:
     from cordillera.errors import ConfigError
 

@@ -28,6 +28,10 @@ def test_registry_names_and_unknown_name_lists_them() -> None:
         ({"mrope_section": (8, 8, 8)}, "mrope_section"),
         ({"text_heads": 3}, "text_heads"),
         ({"deepstack_layers": (5,)}, "deepstack_layers"),
+        # hand-edited JSON: a string or a bool is named, not compared deep inside
+        ({"text_layers": "4"}, "text_layers must be an int > 0, got '4'"),
+        ({"flow_steps": True}, "flow_steps"),
+        ({"dt_s": float("nan")}, "dt_s"),
     ],
 )
 def test_bad_values_are_rejected_with_the_value(changes: dict[str, object], field: str) -> None:

@@ -6,6 +6,8 @@ value was, so a malformed log never surfaces as a deep traceback or as silent ga
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -54,3 +56,31 @@ class UnknownFormatError(SceneFormatError):
 
 class ConfigError(CordilleraError, ValueError):
     """A configuration value is out of its documented range."""
+
+
+def require_numbers(
+    owner: str,
+    obj: object,
+    names: Iterable[str],
+    *,
+    integer: bool = False,
+    minimum: float = 0.0,
+    inclusive: bool = False,
+) -> None:
+    """Raise :class:`ConfigError` (``owner.name must be ..., got value``) unless every
+    attribute ``names`` of ``obj`` is a finite number above ``minimum`` (or equal to it when
+    ``inclusive``), and an int when ``integer``. Booleans and strings (say, from a hand-edited
+    JSON file) are not numbers here, so they fail with the message, not deep inside a
+    comparison."""
+    kind = "an int" if integer else "a number"
+    bound = f"{'>=' if inclusive else '>'} {minimum:g}"
+    for name in names:
+        v = getattr(obj, name)
+        ok = (
+            isinstance(v, int if integer else int | float)
+            and not isinstance(v, bool)
+            and math.isfinite(v)
+            and (v >= minimum if inclusive else v > minimum)
+        )
+        if not ok:
+            raise ConfigError(f"{owner}.{name} must be {kind} {bound}, got {v!r}")

@@ -105,7 +105,8 @@ def find_candidates(scene: Scene, step: int, config: LabelerConfig) -> list[Cand
     # The ego's path ahead: its logged future, extended straight so a stopped ego still has one.
     if len(fut) == 0:
         fut = ego_xy[step][None]
-    h_end = float(tr.heading_rad[e, step + len(fut) - 1])
+    valid_ahead = np.nonzero(ego_ok[step:])[0]  # the log may have gaps
+    h_end = float(tr.heading_rad[e, step + (valid_ahead[-1] if len(valid_ahead) else 0)])
     ahead_line = np.linspace(1.0, PATH_LOOKAHEAD_M, 16)[:, None]
     path = np.concatenate([fut, fut[-1] + ahead_line * [np.cos(h_end), np.sin(h_end)]])
     c, s = np.cos(h0), np.sin(h0)

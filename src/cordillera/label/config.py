@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from cordillera.errors import ConfigError
+from cordillera.errors import ConfigError, require_numbers
+from cordillera.policy.registry import policy_config
+from cordillera.sensors.presets import RIG_NAMES, get_rig
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,8 @@ class LabelerConfig:
     completion_s: float = 10.0
 
     def __post_init__(self) -> None:
-        for name in (
+        owner = "LabelerConfig"
+        positive = (
             "regular_interval_s",
             "min_keyframe_gap_s",
             "decision_window_s",
@@ -67,11 +70,9 @@ class LabelerConfig:
             "counterfactual_horizon_s",
             "candidate_radius_m",
             "min_effect_mps",
-        ):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and v > 0):
-                raise ConfigError(f"LabelerConfig.{name} must be > 0, got {v!r}")
-        for name in (
+        )
+        require_numbers(owner, self, positive)
+        counts = (
             "history_steps",
             "horizon_steps",
             "max_candidates",
@@ -79,15 +80,15 @@ class LabelerConfig:
             "frame_stride_steps",
             "image_width_px",
             "image_height_px",
-        ):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ConfigError(f"LabelerConfig.{name} must be an int >= 1, got {v!r}")
-
-        if not (isinstance(self.completion_s, int | float) and self.completion_s >= 0):
-            raise ConfigError(f"LabelerConfig.completion_s must be >= 0, got {self.completion_s!r}")
+        )
+        require_numbers(owner, self, counts, integer=True, minimum=1, inclusive=True)
+        require_numbers(owner, self, ("completion_s",), inclusive=True)
         if not self.rig or not self.planner:
             raise ConfigError("LabelerConfig.rig and planner must be non-empty names")
+        # Unknown names fail here, before a dataset folder records this configuration.
+        if self.rig not in ("auto", *RIG_NAMES):
+            get_rig(self.rig)  # a rig .json file, else ConfigError naming the choices
+        policy_config(self.planner)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -48,12 +48,15 @@ class Rollouts:
         start_speed_mps: ``(V,)`` ego speed at the keyframe.
         keyframe: ``(V,)`` index of each variant's keyframe; candidate: ``(V,)`` index of the
             removed candidate within its keyframe, -1 for the factual rollout.
+        in_log: ``(V, S)`` the step lies inside the log (later keyframes' rollouts run past
+            its end, where the other road users have no states; those steps do not count).
     """
 
     speed_mps: torch.Tensor
     start_speed_mps: torch.Tensor
     keyframe: torch.Tensor
     candidate: torch.Tensor
+    in_log: torch.Tensor
 
 
 NEAR_M = 120.0
@@ -134,11 +137,14 @@ def resimulate(
         local = from_ego_frame(waypoints, state.xy_m[rows, ego], state.heading_rad[rows, ego])
         state = sim.step_plan(state, local.unsqueeze(1), agents)
         speeds.append(state.speed_mps[rows, sim.ego_index])
+    in_log = (start[:, None] + torch.arange(1, horizon + 1)) <= last
+    in_log[:, 0] = True  # every rollout has at least its first step
     return Rollouts(
         torch.stack(speeds, 1),
         start_speed,
         torch.tensor(kf, dtype=torch.long),
         torch.tensor(cand_of, dtype=torch.long),
+        in_log,
     )
 
 
@@ -155,12 +161,14 @@ def evidence(
 ) -> list[tuple[CauseEvidence, ...]]:
     """Per keyframe, the evidence of each candidate, strongest effect first."""
     sp, kf, cand = rollouts.speed_mps, rollouts.keyframe, rollouts.candidate
-    cls = behaviour_class(rollouts.start_speed_mps, sp)
+    m = rollouts.in_log  # a variant and its factual rollout share the keyframe, so the mask
+    held = torch.where(m, sp, torch.inf)  # steps past the log's end: ignored by minima
+    cls = behaviour_class(rollouts.start_speed_mps, held)
     factual_row = torch.full((len(candidates),), -1, dtype=torch.long)
     factual_row[kf[cand < 0]] = torch.nonzero(cand < 0)[:, 0]
     f = factual_row[kf]  # (V,) the factual rollout of each variant's keyframe
-    effect = (sp - sp[f]).abs().mean(-1)
-    low = sp.amin(-1)
+    effect = ((sp - sp[f]).abs() * m).sum(-1) / m.sum(-1)
+    low = held.amin(-1)
     changed = cls != cls[f]
     out: list[list[CauseEvidence]] = [[] for _ in candidates]
     rows = torch.nonzero(cand >= 0)[:, 0].tolist()

@@ -93,6 +93,7 @@ def label_dataset(
             continue
         result = label_scene(scene, cfg)
         writer.write_scene(scene.scene_id, result.samples, result.images)
+        done.add(scene.scene_id)  # a scene listed twice is labelled once
         labelled += 1
         samples += len(result.samples)
         valid += sum(s.valid for s in result.samples)
@@ -101,7 +102,7 @@ def label_dataset(
     index = writer.finalize()
     page = write_gallery(out, Path(out) / "gallery.html") if gallery else None
     return LabelRunSummary(
-        scenes=int(index.get("num_scenes", labelled + skipped)),
+        scenes=int(index["counts"]["scenes"]),
         labelled=labelled,
         skipped_done=skipped,
         not_scenes=tuple(not_scenes),

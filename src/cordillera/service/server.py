@@ -40,7 +40,7 @@ from google.protobuf.message import DecodeError, Message
 from PIL import Image
 
 import cordillera
-from cordillera.errors import ConfigError, CordilleraError
+from cordillera.errors import ConfigError, CordilleraError, require_numbers
 from cordillera.service.contract import (
     US_PER_S,
     DeclaredCamera,
@@ -95,14 +95,9 @@ class ServeConfig:
             raise ConfigError(f"ServeConfig.host must be a non-empty string, got {self.host!r}")
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ConfigError(f"ServeConfig.port must be in [0, 65535], got {self.port!r}")
-        for name in ("max_workers", "max_concurrent_rpcs", "max_sessions", "max_message_bytes"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ConfigError(f"ServeConfig.{name} must be an int >= 1, got {v!r}")
-        for name in ("session_idle_timeout_s", "plan_dt_s"):
-            v = getattr(self, name)
-            if not isinstance(v, int | float) or not v > 0:
-                raise ConfigError(f"ServeConfig.{name} must be > 0, got {v!r}")
+        counts = ("max_workers", "max_concurrent_rpcs", "max_sessions", "max_message_bytes")
+        require_numbers("ServeConfig", self, counts, integer=True, minimum=1, inclusive=True)
+        require_numbers("ServeConfig", self, ("session_idle_timeout_s", "plan_dt_s"))
 
     def grpc_options(self) -> list[tuple[str, int]]:
         return [

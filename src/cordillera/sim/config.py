@@ -5,16 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from cordillera.errors import ConfigError
+from cordillera.errors import ConfigError, require_numbers
 
 TrafficMode = Literal["log", "idm"]
 ControlMode = Literal["ego", "self-play"]
-
-
-def _positive(owner: str, **values: float) -> None:
-    for name, v in values.items():
-        if not v > 0:
-            raise ConfigError(f"{owner}.{name} must be > 0, got {v!r}")
 
 
 @dataclass(frozen=True)
@@ -36,13 +30,16 @@ class VehicleLimits:
     max_reverse_speed_mps: float = 5.0
 
     def __post_init__(self) -> None:
-        _positive(
+        require_numbers(
             "VehicleLimits",
-            max_accel_mps2=self.max_accel_mps2,
-            max_decel_mps2=self.max_decel_mps2,
-            max_curvature_1pm=self.max_curvature_1pm,
-            max_speed_mps=self.max_speed_mps,
-            max_reverse_speed_mps=self.max_reverse_speed_mps,
+            self,
+            (
+                "max_accel_mps2",
+                "max_decel_mps2",
+                "max_curvature_1pm",
+                "max_speed_mps",
+                "max_reverse_speed_mps",
+            ),
         )
 
 
@@ -85,18 +82,21 @@ class IdmConfig:
     def __post_init__(self) -> None:
         if self.pedestrian_anticipation_s < 0:
             raise ConfigError("IdmConfig.pedestrian_anticipation_s must be >= 0")
-        _positive(
+        require_numbers(
             "IdmConfig",
-            max_accel_mps2=self.max_accel_mps2,
-            comfort_decel_mps2=self.comfort_decel_mps2,
-            max_decel_mps2=self.max_decel_mps2,
-            headway_s=self.headway_s,
-            min_gap_m=self.min_gap_m,
-            delta=self.delta,
-            lookahead_m=self.lookahead_m,
-            num_path_samples=self.num_path_samples,
-            num_neighbours=self.num_neighbours,
-            neighbour_refresh_steps=self.neighbour_refresh_steps,
+            self,
+            (
+                "max_accel_mps2",
+                "comfort_decel_mps2",
+                "max_decel_mps2",
+                "headway_s",
+                "min_gap_m",
+                "delta",
+                "lookahead_m",
+                "num_path_samples",
+                "num_neighbours",
+                "neighbour_refresh_steps",
+            ),
         )
         if self.lateral_margin_m < 0 or self.stop_sign_wait_s < 0:
             raise ConfigError("IdmConfig.lateral_margin_m and stop_sign_wait_s must be >= 0")
@@ -115,10 +115,8 @@ class TrackerConfig:
     lateral_lookahead_steps: int = 5
 
     def __post_init__(self) -> None:
-        for name in ("longitudinal_lookahead_steps", "lateral_lookahead_steps"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ConfigError(f"TrackerConfig.{name} must be an int >= 1, got {v!r}")
+        steps = ("longitudinal_lookahead_steps", "lateral_lookahead_steps")
+        require_numbers("TrackerConfig", self, steps, integer=True, minimum=1, inclusive=True)
 
 
 @dataclass(frozen=True)

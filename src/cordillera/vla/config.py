@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from cordillera.errors import ConfigError
+from cordillera.errors import ConfigError, require_numbers
 from cordillera.sensors.presets import RING7_LAYOUT
 
 RING7_CAMERAS: tuple[str, ...] = tuple(name for name, *_ in RING7_LAYOUT)
@@ -148,17 +148,11 @@ class VlaConfig:
             "max_new_tokens",
             "trajectory_token_stride",
         )
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"VlaConfig.{name} must be > 0, got {getattr(self, name)}")
-        for name in ("dt_s", "accel_scale_mps2", "curvature_scale_1pm", "max_curvature_1pm"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"VlaConfig.{name} must be > 0, got {getattr(self, name)}")
-        if self.vocab_size < 0 or self.trajectory_tokens < 0:
-            raise ConfigError(
-                f"VlaConfig.vocab_size ({self.vocab_size}) and trajectory_tokens "
-                f"({self.trajectory_tokens}) must be >= 0"
-            )
+        require_numbers("VlaConfig", self, positive, integer=True)
+        scales = ("dt_s", "accel_scale_mps2", "curvature_scale_1pm", "max_curvature_1pm")
+        require_numbers("VlaConfig", self, scales)
+        counts = ("vocab_size", "trajectory_tokens")
+        require_numbers("VlaConfig", self, counts, integer=True, inclusive=True)
         if self.text_heads % self.text_kv_heads:
             raise ConfigError(
                 f"VlaConfig.text_heads ({self.text_heads}) must be a multiple of "

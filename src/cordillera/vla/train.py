@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cordillera.errors import ConfigError
+from cordillera.errors import ConfigError, require_numbers
 from cordillera.vla.action_expert import flow_matching_loss
 from cordillera.vla.backbone import text_config
 from cordillera.vla.checkpoint import read_optimizer, read_state, write_checkpoint
@@ -74,15 +74,12 @@ class TrainOptions:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("steps_stage1", "steps_stage2", "warmup_steps"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"TrainOptions.{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("batch_size", "checkpoint_every"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"TrainOptions.{name} must be > 0, got {getattr(self, name)}")
-        for name in ("lr", "lr_expert"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"TrainOptions.{name} must be > 0, got {getattr(self, name)}")
+        owner = "TrainOptions"
+        steps = ("steps_stage1", "steps_stage2", "warmup_steps")
+        require_numbers(owner, self, steps, integer=True, inclusive=True)
+        require_numbers(owner, self, ("batch_size", "checkpoint_every"), integer=True)
+        require_numbers(owner, self, ("lr", "lr_expert", "weight_decay"), inclusive=True)
+        require_numbers(owner, self, ("lr", "lr_expert"))
 
 
 @dataclass
