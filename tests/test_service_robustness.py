@@ -240,7 +240,8 @@ def test_frames_reach_the_policy_as_sent() -> None:
 
 
 def test_vanished_clients_free_their_sessions() -> None:
-    config = ServeConfig(port=0, session_idle_timeout_s=0.5)
+    # Long enough that a loaded machine still sees the session before the reaper frees it.
+    config = ServeConfig(port=0, session_idle_timeout_s=2.0)
     seen: list[torch.Tensor] = []
     with serve(lambda: FrameRecorder(seen, delay_s=1.0), "slow", config) as server:
         # A runtime process that dies mid-session, without close_session.
@@ -295,3 +296,20 @@ def test_limits_and_loopback_default() -> None:
             big.camera_image.image_bytes = b"\0" * (512 * 1024)
             assert code_of(s.submit_image_observation, big)[0] == Code.RESOURCE_EXHAUSTED
             assert serves(ch)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--log-level", "chatty"], "--log-level must be one of"),
+        (["--option", "cruise_speed_mps=true"], "cruise_speed_mps must be a number > 0"),
+    ],
+)
+def test_serve_cli_rejects_bad_arguments(args: list[str], message: str) -> None:
+    from typer.testing import CliRunner
+
+    from cordillera.cli.main import app
+
+    res = CliRunner().invoke(app, ["serve", "--port", "0", *args])
+    assert res.exit_code != 0
+    assert message in " ".join(res.output.split())

@@ -55,6 +55,9 @@ def serve(
     from cordillera.service.server import ServeConfig
     from cordillera.service.server import serve as start
 
+    levels = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+    if log_level.upper() not in levels:
+        raise ConfigError(f"--log-level must be one of {', '.join(levels)}, got {log_level!r}")
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     config = ServeConfig(
         host=host,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from cordillera.errors import ConfigError
+from cordillera.errors import require_numbers
 from cordillera.policy.base import ObservationRequest, PolicyInput
 from cordillera.policy.meta_fill import make_plan
 from cordillera.policy.plan import PLAN_HORIZON, CausalObject, ChainOfCausation, Plan
@@ -43,16 +43,8 @@ class RouteFollowerConfig:
     dt_s: float = 0.1
 
     def __post_init__(self) -> None:
-        for name in (
-            "cruise_speed_mps",
-            "max_accel_mps2",
-            "max_decel_mps2",
-            "max_lateral_accel_mps2",
-            "dt_s",
-        ):
-            v = getattr(self, name)
-            if not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
-                raise ConfigError(f"RouteFollowerConfig.{name} must be > 0, got {v!r}")
+        names = ("cruise_speed_mps", "max_accel_mps2", "max_decel_mps2", "max_lateral_accel_mps2")
+        require_numbers("RouteFollowerConfig", self, (*names, "dt_s"))
 
 
 def sample_polyline(path: torch.Tensor, s_m: torch.Tensor) -> torch.Tensor:
