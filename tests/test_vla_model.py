@@ -94,6 +94,20 @@ def test_load_rejects_a_non_model_directory(tmp_path: Path) -> None:
         VlaModel.from_pretrained(tmp_path)
 
 
+def test_load_rejects_damaged_weights_and_ignores_a_stray_backbone_file(
+    model: VlaModel, tmp_path: Path
+) -> None:
+    d = model.save_pretrained(tmp_path / "m")
+    # The VLA config fixes the backbone's shape; an edited backbone file cannot change it.
+    (d / "backbone_config.json").write_text('{"nope": 1}')
+    loaded = VlaModel.from_pretrained(d)
+    assert sum(p.numel() for p in loaded.parameters()) == sum(p.numel() for p in model.parameters())
+    weights = d / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ConfigError, match="weights do not fit"):
+        VlaModel.from_pretrained(d)
+
+
 def test_wrong_camera_count_is_a_config_error(model: VlaModel) -> None:
     inputs = _inputs()
     bad = VlaInputs(

@@ -120,3 +120,16 @@ def test_trajectory_tokens() -> None:
     target = format_target(samples[0], controls, bins=11, stride=8)
     assert target.endswith("<traj_10><traj_0>" + EOS)
     assert parse_output(target)[1] is not None
+
+
+def test_sample_summary_is_the_baselines_summary() -> None:
+    """The VLA is taught what the baselines' plans report: the lane manoeuvre of the highest
+    rank, and within that rank the one held longest (not the lower enum value)."""
+    from cordillera.vla.text import summarize_labels
+
+    lanes = ["turn_right"] * 5 + ["turn_left"]
+    meta = summarize_labels(["maintain_speed"] * 6, ["go_straight"] * 6, lanes)
+    assert meta.lane is not None and meta.lane.text == "turn_right"
+    assert summarize_labels(["maintain_speed"] * 6, ["go_straight"] * 6, [""] * 6).lane is None
+    ends = summarize_labels(["maintain_speed"] * 5 + ["stop"], ["go_straight"] * 6, [""] * 6)
+    assert ends.longitudinal.text == "stop"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
+import pytest
 import safetensors.torch
 import torch
 
+from cordillera.errors import ConfigError
 from cordillera.vla.config import TINY
 from cordillera.vla.data import build_training_set
 from cordillera.vla.model import VlaModel
@@ -84,3 +87,14 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path: Path) -
         (2, 2),
     ]
     assert load_run_model(part).config == CFG
+
+
+def test_resume_with_other_options_is_refused(tmp_path: Path) -> None:
+    data = _data()
+    train_sft(CFG, data, tmp_path / "run", OPTS, stop_after=2)  # type: ignore[arg-type]
+    other = dataclasses.replace(OPTS, seed=9, progress=True)
+    with pytest.raises(ConfigError, match=r"other options \(seed 0 -> 9\)"):
+        train_sft(CFG, data, tmp_path / "run", other)  # type: ignore[arg-type]
+    # options that do not enter the weights may change
+    same = dataclasses.replace(OPTS, checkpoint_every=5)
+    assert train_sft(CFG, data, tmp_path / "run", same).resumed_from is not None  # type: ignore[arg-type]

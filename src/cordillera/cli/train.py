@@ -59,21 +59,19 @@ def sft(
         device=device,
         checkpoint_every=checkpoint_every,
     )
-    if not resume and (out / CHECKPOINT_DIR).exists():
-        shutil.rmtree(out / CHECKPOINT_DIR)
-    if device.startswith("cuda"):
-        import torch as _torch
+    import torch
 
-        if not _torch.cuda.is_available():
-            raise ConfigError(f"--device {device}: no CUDA device is available")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: no CUDA device is available")
     samples = load_training_samples(data)
     # Only the tokenizer and layout are needed here (no weights: built on the meta device);
     # the training model is built, or resumed, by train_sft.
-    import torch
-
     with torch.device("meta"):
         shell = VlaModel(cfg)
     data_set = build_training_set(samples, shell, png_reader(data))
+    # Only now that the data and device are known good is an old checkpoint given up.
+    if not resume and (out / CHECKPOINT_DIR).exists():
+        shutil.rmtree(out / CHECKPOINT_DIR)
     typer.echo(f"{len(data_set)} samples from {data}; training {cfg.name} into {out}")
     result = train_sft(cfg, data_set, out, opts)
     typer.echo(json.dumps({"run": result.run_dir, "seconds": round(result.seconds, 1),

@@ -574,7 +574,27 @@ def summarize(kinematic: KinematicLabels, lanes: LaneLabels | None = None) -> Me
 
     Ties go to the lower label value.
     """
-    lon_lab = kinematic.longitudinal.long()
+    return summarize_ids(
+        kinematic.longitudinal,
+        kinematic.lateral,
+        kinematic.valid,
+        None if lanes is None else lanes.lane,
+        None if lanes is None else lanes.valid,
+    )
+
+
+def summarize_ids(
+    longitudinal: torch.Tensor,
+    lateral: torch.Tensor,
+    valid: torch.Tensor,
+    lane: torch.Tensor | None = None,
+    lane_valid: torch.Tensor | None = None,
+) -> MetaActionSummary:
+    """:func:`summarize` on label ids: ``(B, T)`` longitudinal, lateral and lane labels
+    (:data:`NO_LABEL` where there is none), ``valid`` ``(B, T)`` and ``lane_valid`` ``(B, T)``
+    (lane None: no lane labels) — for labels that come from elsewhere than a fit, e.g. a
+    labelled dataset."""
+    lon_lab = longitudinal.long()
     b, t = lon_lab.shape
     idx = torch.arange(t, device=lon_lab.device).expand(b, t)
     if t == 0:  # nothing to summarise: every family has no label
@@ -584,16 +604,16 @@ def summarize(kinematic: KinematicLabels, lanes: LaneLabels | None = None) -> Me
     ends_stopped = lon_lab.gather(1, last[:, None])[:, 0] == int(LongitudinalAction.STOP)
     lon = torch.where(ends_stopped, int(LongitudinalAction.STOP), _dominant(lon_lab))
     # Standing steps say nothing about steering: they vote only if the plan never moves.
-    lat_lab = kinematic.lateral.long()
+    lat_lab = lateral.long()
     moving = (lat_lab >= 0) & (lon_lab != int(LongitudinalAction.STOP))
     lat = torch.where(
         moving.any(1), _dominant(torch.where(moving, lat_lab, NO_LABEL)), _dominant(lat_lab)
     )
-    if lanes is None:
-        lane = torch.where(kinematic.valid.any(1), int(LaneAction.LANE_KEEP), NO_LABEL)
-        lane_valid = torch.zeros(b, dtype=torch.bool, device=lon_lab.device)
+    if lane is None or lane_valid is None:
+        lane_out = torch.where(valid.any(1), int(LaneAction.LANE_KEEP), NO_LABEL)
+        lane_ok = torch.zeros(b, dtype=torch.bool, device=lon_lab.device)
     else:
-        lane = _dominant(lanes.lane, _LANE_TIER)
-        lane_valid = lanes.valid.any(1)
+        lane_out = _dominant(lane, _LANE_TIER)
+        lane_ok = lane_valid.any(1)
     i8 = torch.int8
-    return MetaActionSummary(lon.to(i8), lat.to(i8), lane.to(i8), lane_valid)
+    return MetaActionSummary(lon.to(i8), lat.to(i8), lane_out.to(i8), lane_ok)

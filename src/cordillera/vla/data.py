@@ -18,6 +18,7 @@ import numpy.typing as npt
 import torch
 
 from cordillera.errors import ConfigError
+from cordillera.label.dataset import DatasetError, read_samples
 from cordillera.label.record import LabelSample
 from cordillera.vla.inputs import VlaInputs, fit_history, resize_frames
 from cordillera.vla.model import VlaModel
@@ -30,10 +31,6 @@ ImageReader = Callable[[str], npt.NDArray[np.uint8]]
 
 def load_training_samples(root: str | Path) -> list[LabelSample]:
     """The valid labelled samples of the dataset at ``root``."""
-    try:
-        from cordillera.label.dataset import read_samples
-    except ImportError as e:  # the labelled-dataset reader lands separately
-        raise ConfigError(f"cannot read labelled datasets yet ({e})") from None
     samples: list[LabelSample] = [s for s in read_samples(Path(root)) if s.valid]
     if not samples:
         raise ConfigError(f"{root}: no valid labelled samples")
@@ -47,8 +44,11 @@ def png_reader(root: str | Path) -> ImageReader:
     base = Path(root)
 
     def read(rel: str) -> npt.NDArray[np.uint8]:
-        with Image.open(base / rel) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+        try:
+            with Image.open(base / rel) as im:
+                return np.asarray(im.convert("RGB"), dtype=np.uint8)
+        except (OSError, ValueError) as e:  # missing, truncated or not an image
+            raise DatasetError(f"camera frame unreadable ({e})", path=base / rel) from None
 
     return read
 

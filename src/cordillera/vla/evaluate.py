@@ -22,6 +22,7 @@ the logged future and the sample's labels:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -108,7 +109,15 @@ class OpenLoopMetrics:
     beats_cv_min_ade_3s: bool
 
     def to_json(self) -> dict[str, object]:
-        return asdict(self)
+        """As a JSON object; an undefined figure (NaN, e.g. consistency without one parsed
+        CoC) is ``null``, so the output stays strict JSON."""
+
+        def clean(v: object) -> object:
+            if isinstance(v, float) and math.isnan(v):
+                return None
+            return {k: clean(x) for k, x in v.items()} if isinstance(v, dict) else v
+
+        return {k: clean(v) for k, v in asdict(self).items()}
 
 
 def _mean(values: Sequence[bool]) -> float:
@@ -196,6 +205,8 @@ def evaluate_open_loop(
     """Decide on every sample of ``data`` and :func:`score` the decisions."""
     if len(data) == 0:
         raise ConfigError("no samples to evaluate")
+    if not (isinstance(samples, int) and samples >= 1):
+        raise ConfigError(f"flow samples per decision must be an int >= 1, got {samples!r}")
     plans: list[torch.Tensor] = []
     metas: list[MetaActions | None] = []
     cocs: list[ChainOfCausation | None] = []

@@ -567,15 +567,24 @@ class VlaModel(nn.Module):
             if not (d / name).is_file():
                 raise ConfigError(f"{d}: not a saved VLA model (no {name})")
         config = VlaConfig.load(d / CONFIG_FILE)
+        tokenizer = load_tokenizer(d / TOKENIZER_DIR)
+        backbone_config = None  # built from the VLA config, which fixes the backbone's shape
+        if config.backbone_path:  # a local checkpoint's shape is only in the saved file
+            try:
+                bb = json.loads((d / BACKBONE_CONFIG_FILE).read_text())
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"{d / BACKBONE_CONFIG_FILE}: not JSON ({e})") from None
+            backbone_config = Qwen3VLConfig.from_dict(bb)
+        model = cls(config, tokenizer, backbone_config)
         try:
-            bb = json.loads((d / BACKBONE_CONFIG_FILE).read_text())
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{d / BACKBONE_CONFIG_FILE}: not JSON ({e})") from None
-        backbone_config = Qwen3VLConfig.from_dict(bb)
-        model = cls(config, load_tokenizer(d / TOKENIZER_DIR), backbone_config)
-        missing, unexpected = safetensors.torch.load_model(
-            model, str(d / WEIGHTS_FILE), strict=True, device=str(device)
-        )
+            missing, unexpected = safetensors.torch.load_model(
+                model, str(d / WEIGHTS_FILE), strict=True, device=str(device)
+            )
+        except (safetensors.SafetensorError, RuntimeError) as e:
+            raise ConfigError(
+                f"{d / WEIGHTS_FILE}: weights do not fit the saved configuration "
+                f"({str(e).splitlines()[0][:300]})"
+            ) from None
         if missing or unexpected:  # pragma: no cover - strict=True raises first
             raise ConfigError(f"{d}: weights do not match (missing {missing}, extra {unexpected})")
         return model.to(device).eval()

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from cordillera.label.record import LabelSample
+from cordillera.policy.meta_actions import NO_LABEL, summarize_ids
 from cordillera.policy.plan import CausalObject, ChainOfCausation
 from cordillera.policy.vocabulary import (
     LaneAction,
@@ -65,25 +66,6 @@ class MetaActions:
         return f"longitudinal={self.longitudinal.text} lateral={self.lateral.text} lane={lane}"
 
 
-_LANE_RANK = {
-    LaneAction.TURN_LEFT: 3,
-    LaneAction.TURN_RIGHT: 3,
-    LaneAction.LEFT_LANE_CHANGE: 2,
-    LaneAction.RIGHT_LANE_CHANGE: 2,
-    LaneAction.SLIGHT_SHIFT_LEFT: 1,
-    LaneAction.SLIGHT_SHIFT_RIGHT: 1,
-    LaneAction.LANE_KEEP: 0,
-}
-
-
-def _dominant(labels: Sequence[int]) -> int:
-    """The label held longest; ties go to the lower value."""
-    counts: dict[int, int] = {}
-    for v in labels:
-        counts[v] = counts.get(v, 0) + 1
-    return min(counts, key=lambda v: (-counts[v], v))
-
-
 def summarize_labels(
     longitudinal: Sequence[str], lateral: Sequence[str], lane: Sequence[str]
 ) -> MetaActions:
@@ -91,7 +73,8 @@ def summarize_labels(
     :func:`cordillera.policy.meta_actions.summarize` (so the VLA is taught what the
     baselines' plans report): longitudinal ``stop`` when the future ends standing, else the
     label held longest; lateral the label held longest while moving; lane the highest-ranked
-    manoeuvre present (turn > lane change > slight shift > keep), None when no step has one.
+    manoeuvre present (turn > lane change > slight shift > keep; the most frequent within its
+    rank), None when no step has one.
     """
     if not longitudinal or len(lateral) != len(longitudinal):
         raise UnknownLabelError(
@@ -100,13 +83,21 @@ def summarize_labels(
         )
     lon = [int(LongitudinalAction.parse(t)) for t in longitudinal]
     lat = [int(LateralAction.parse(t)) for t in lateral]
-    stop = int(LongitudinalAction.STOP)
-    lon_label = stop if lon[-1] == stop else _dominant(lon)
-    moving = [la for lo, la in zip(lon, lat, strict=True) if lo != stop]
-    lat_label = _dominant(moving or lat)
-    lanes = [LaneAction.parse(t) for t in lane if t]
-    lane_label = max(lanes, key=lambda a: (_LANE_RANK[a], -int(a))) if lanes else None
-    return MetaActions(LongitudinalAction(lon_label), LateralAction(lat_label), lane_label)
+    lanes = [int(LaneAction.parse(t)) if t else NO_LABEL for t in lane]
+    has_lane = any(v != NO_LABEL for v in lanes)
+    lane_ids = torch.tensor([lanes]) if has_lane else None
+    summary = summarize_ids(
+        torch.tensor([lon]),
+        torch.tensor([lat]),
+        torch.ones(1, len(lon), dtype=torch.bool),
+        lane_ids,
+        None if lane_ids is None else lane_ids >= 0,
+    )
+    return MetaActions(
+        LongitudinalAction(int(summary.longitudinal[0])),
+        LateralAction(int(summary.lateral[0])),
+        LaneAction(int(summary.lane[0])) if has_lane else None,
+    )
 
 
 def sample_meta_actions(sample: LabelSample) -> MetaActions:

@@ -214,6 +214,7 @@ def train_sft(
     if state is not None:
         if VlaConfig.from_json(state.get("config", {})) != config:
             raise ConfigError(f"{ckpt}: checkpoint of another model config; use another --out")
+        _check_same_options(ckpt, state.get("options"), opts)
         model = VlaModel.from_pretrained(ckpt, device)
         resumed = {"stage": int(state["stage"]), "step": int(state["step"])}
         losses: dict[str, list[float]] = state["losses"]
@@ -318,6 +319,27 @@ def train_sft(
     )
     (run / "train_summary.json").write_text(json.dumps(asdict(result), indent=2))
     return result
+
+
+RESUME_FREE_OPTIONS = ("device", "checkpoint_every", "progress")
+"""Options a resumed run may change: they do not enter the weights."""
+
+
+def _check_same_options(ckpt: Path, saved: Any, opts: TrainOptions) -> None:
+    """A resumed run continues the same trajectory only with the same options (seed, batch,
+    schedule, learning rates): a difference is an error naming it, not a silent new run."""
+    if not isinstance(saved, dict):
+        return
+    now = asdict(opts)
+    changed = sorted(
+        k for k in now if k not in RESUME_FREE_OPTIONS and k in saved and saved[k] != now[k]
+    )
+    if changed:
+        diff = ", ".join(f"{k} {saved[k]!r} -> {now[k]!r}" for k in changed)
+        raise ConfigError(
+            f"{ckpt}: the checkpoint was trained with other options ({diff}); "
+            "resume with the same ones, or train into another --out (or --no-resume)"
+        )
 
 
 def plot_losses(losses: dict[str, list[float]], path: Path) -> None:
