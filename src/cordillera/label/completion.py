@@ -238,19 +238,17 @@ def complete_scene(scene: Scene, duration_s: float) -> Scene:
     ego = sim.ego_index
     rows = torch.arange(1)
     n = ext.tracks.num_objects
-    span = num_steps - 1 - start
-    xy = np.zeros((n, span, 2))
-    heading = np.zeros((n, span))
-    speed = np.zeros((n, span))
-    ok = np.zeros((n, span), bool)
-    for k in range(span):
+    states = []
+    for _ in range(num_steps - 1 - start):
         waypoints = policy.plan_waypoints(builder(state))
         plan = from_ego_frame(waypoints, state.xy_m[rows, ego], state.heading_rad[rows, ego])
         state = sim.step_plan(state, plan.unsqueeze(1), ego.view(1, 1))
-        xy[:, k] = state.xy_m[0, :n].double().numpy()
-        heading[:, k] = state.heading_rad[0, :n].double().numpy()
-        speed[:, k] = state.speed_mps[0, :n].double().numpy()
-        ok[:, k] = state.valid[0, :n].numpy()
+        states.append(state)
+    # One copy out of the simulator after the loop: (N, S, ...) per field.
+    xy = torch.stack([st.xy_m[0, :n] for st in states], 1).double().numpy()
+    heading = torch.stack([st.heading_rad[0, :n] for st in states], 1).double().numpy()
+    speed = torch.stack([st.speed_mps[0, :n] for st in states], 1).double().numpy()
+    ok = torch.stack([st.valid[0, :n] for st in states], 1).numpy()
     tr = ext.tracks
     origin = batch.origin_world_xy_m[0].double().numpy()
     sl = slice(start + 1, num_steps)
