@@ -36,13 +36,6 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.
     return h if weight is None else weight * h
 
 
-def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotary embedding of ``x`` (``rotate_half`` convention, as transformers applies it)."""
-    half = x.shape[-1] // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), -1)
-    return x * cos + rotated * sin
-
-
 def _rotate_half_matrix(dim: int, like: torch.Tensor) -> torch.Tensor:
     """``R`` with ``x @ R == rotate_half(x)`` exactly (one nonzero ±1 per column)."""
     half = dim // 2
@@ -233,4 +226,4 @@ class LeanDecoder:
         return rms_norm(h, self.norm, self.norm_eps)
 
 
-__all__ = ["FUSE_LIMIT", "DecoderWeights", "LeanDecoder", "rms_norm", "rotate"]
+__all__ = ["FUSE_LIMIT", "DecoderWeights", "LeanDecoder", "rms_norm"]
